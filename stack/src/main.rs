@@ -1,0 +1,173 @@
+//! `emberline-stack`: bring the local stack up, check it, create topics.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use emberline_stack::{Broker, BrokerConfig, DEFAULT_DATABASE_URL, postgres, topics};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Emberline's local stack: Kafka-compatible broker, topics, PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the broker, create the topics, check PostgreSQL, then run until Ctrl-C.
+    Up(UpArgs),
+    /// Check a running stack: broker metadata and PostgreSQL.
+    Check {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Create Emberline's topics on a running broker (existing ones are kept).
+    Topics {
+        #[arg(
+            long,
+            env = "EMBERLINE_KAFKA_BROKERS",
+            default_value = "127.0.0.1:9092"
+        )]
+        brokers: String,
+        /// Prefix for every topic name.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// Directory for the stack's data and logs.
+    #[arg(long, env = "EMBERLINE_DATA_DIR", default_value = ".emberline")]
+    data_dir: PathBuf,
+    /// Port of the Kafka-compatible broker on 127.0.0.1.
+    #[arg(long, env = "EMBERLINE_KAFKA_PORT", default_value_t = 9092)]
+    kafka_port: u16,
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// Delete the broker's stored data before starting.
+    #[arg(long)]
+    fresh: bool,
+    /// Bring everything up, report, and stop again (a smoke test of this command).
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Debug, Args)]
+struct Target {
+    #[arg(
+        long,
+        env = "EMBERLINE_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    brokers: String,
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Up(args) => up(args).await,
+        Command::Check { target } => check(&target).await,
+        Command::Topics { brokers, prefix } => {
+            topics::ensure(&brokers, &topics::standard(&prefix)).await?;
+            print_topics(&brokers)
+        }
+    }
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    let broker_dir = args.data_dir.join("broker");
+    if args.fresh && broker_dir.exists() {
+        std::fs::remove_dir_all(&broker_dir)
+            .with_context(|| format!("cannot remove {}", broker_dir.display()))?;
+    }
+    let config = BrokerConfig::new(&broker_dir, args.kafka_port)?;
+    println!(
+        "starting broker: {} (data {})",
+        config.binary.display(),
+        broker_dir.display()
+    );
+    // Not spawn_blocking: the broker dies with the thread that started it.
+    let mut broker = tokio::task::block_in_place(|| Broker::start(config))?;
+    let bootstrap = broker.bootstrap();
+    topics::ensure(&bootstrap, &topics::standard(""))
+        .await
+        .context("cannot create Emberline's topics")?;
+    let target = Target {
+        brokers: bootstrap.clone(),
+        database_url: args.database_url,
+    };
+    let healthy = check(&target).await;
+    println!("broker log: {}", broker.config().log_path().display());
+    if args.smoke || healthy.is_err() {
+        broker.stop(Duration::from_secs(10));
+        return healthy;
+    }
+    println!(
+        "stack is up; Ctrl-C stops it (data is kept in {})",
+        args.data_dir.display()
+    );
+    wait_for_shutdown_signal().await?;
+    println!("stopping broker");
+    tokio::task::block_in_place(|| broker.stop(Duration::from_secs(10)));
+    Ok(())
+}
+
+async fn check(target: &Target) -> Result<()> {
+    print_topics(&target.brokers)?;
+    match postgres::check(&target.database_url).await {
+        Ok(version) => println!("postgresql: ok ({version})"),
+        Err(error) => bail!(
+            "postgresql at {} is not reachable: {error}",
+            redact(&target.database_url)
+        ),
+    }
+    Ok(())
+}
+
+fn print_topics(brokers: &str) -> Result<()> {
+    let topics = topics::describe(brokers, Duration::from_secs(5))
+        .with_context(|| format!("broker at {brokers} does not answer"))?;
+    println!("broker {brokers}: ok, {} topics", topics.len());
+    for (name, partitions) in topics {
+        println!("  {name:<24} {partitions} partitions");
+    }
+    Ok(())
+}
+
+/// Hides a password in a connection URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn wait_for_shutdown_signal() -> Result<()> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Proves the local stack: records a broker acknowledged survive a `kill -9` of the broker, and
+//! a consumer group picks up exactly where its committed offsets say.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use emberline_testkit::{TestBroker, create_topic, unique_name, wait_until};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, TopicPartitionList};
+
+const RECORDS: usize = 3_000;
+const PARTITIONS: i32 = 3;
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        // Long enough to ride out the broker's restart; a record still unacknowledged after
+        // this is reported as failed, never silently dropped.
+        .set("message.timeout.ms", "90000")
+        .create()
+        .unwrap()
+}
+
+fn consumer(bootstrap: &str, group: &str, topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+/// Records received: payload → number of times seen.
+type Seen = Arc<Mutex<HashMap<String, usize>>>;
+
+/// Consumes until dropped, committing offsets synchronously every 100 records (failures while
+/// the broker is down are retried at the next chance).
+fn spawn_consumer(consumer: Arc<StreamConsumer>, seen: Seen) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut since_commit = 0;
+        loop {
+            let Ok(message) = consumer.recv().await else {
+                continue;
+            };
+            let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+            *seen.lock().unwrap().entry(payload).or_default() += 1;
+            since_commit += 1;
+            if since_commit >= 100 && consumer.commit_consumer_state(CommitMode::Sync).is_ok() {
+                since_commit = 0;
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_records_survive_a_broker_kill_9() {
+    let mut broker = tokio::task::block_in_place(TestBroker::start);
+    let bootstrap = broker.bootstrap();
+    let topic = create_topic(&bootstrap, &unique_name("roundtrip"), PARTITIONS).await;
+    let group = unique_name("roundtrip-group");
+
+    let consumer = Arc::new(consumer(&bootstrap, &group, &topic));
+    let seen: Seen = Arc::default();
+    let consuming = spawn_consumer(consumer.clone(), seen.clone());
+
+    // Produce everything at a steady pace; the broker is killed part-way.
+    let producer = producer(&bootstrap);
+    let sending = {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            let mut deliveries = Vec::with_capacity(RECORDS);
+            for i in 0..RECORDS {
+                let payload = format!("reading-{i:05}");
+                let key = format!("sensor-{}", i % 17);
+                let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+                let delivery = producer
+                    .send_result(record)
+                    .map_err(|(error, _)| error)
+                    .unwrap();
+                deliveries.push((payload, delivery));
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            let mut acked = BTreeSet::new();
+            let mut failed = 0;
+            for (payload, delivery) in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {
+                        acked.insert(payload);
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (acked, failed)
+        })
+    };
+
+    // Kill once a third of the records are in the consumer's hands.
+    wait_until(
+        "a third of the records consumed",
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || {
+            let n = seen.lock().unwrap().len();
+            std::future::ready((n >= RECORDS / 3).then_some(()))
+        },
+    )
+    .await;
+    let killed_at = Instant::now();
+    tokio::task::block_in_place(|| {
+        broker.kill9();
+        std::thread::sleep(Duration::from_secs(1));
+        broker.restart();
+    });
+    println!(
+        "broker killed with -9 and back after {:?}",
+        killed_at.elapsed()
+    );
+
+    let (acked, failed) = sending.await.unwrap();
+    println!(
+        "produced {RECORDS}, acknowledged {}, failed {failed}",
+        acked.len()
+    );
+    assert!(!acked.is_empty());
+
+    wait_until(
+        "every acknowledged record consumed",
+        Duration::from_secs(90),
+        Duration::from_millis(100),
+        || {
+            let seen = seen.lock().unwrap();
+            std::future::ready(acked.iter().all(|p| seen.contains_key(p)).then_some(()))
+        },
+    )
+    .await;
+    consuming.abort();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let lost: Vec<_> = acked.iter().filter(|p| !seen.contains_key(*p)).collect();
+    let redelivered: usize = seen.values().map(|n| n - 1).sum();
+    println!(
+        "consumed {} distinct, redelivered {redelivered}, lost {}",
+        seen.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged but never consumed: {lost:?}");
+
+    // Commit what was consumed, then prove the group resumes from there: a new member of the
+    // same group sees only records produced after the commit.
+    wait_until(
+        "final offset commit",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || std::future::ready(consumer.commit_consumer_state(CommitMode::Sync).ok()),
+    )
+    .await;
+    let committed = consumer.committed(Duration::from_secs(10)).unwrap();
+    assert_eq!(committed.count(), PARTITIONS as usize);
+    drop(consumer);
+
+    for partition in 0..PARTITIONS {
+        let record = FutureRecord::to(&topic)
+            .partition(partition)
+            .key("sentinel")
+            .payload("sentinel");
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+    let resumed = consumer_after(&bootstrap, &group, &topic, &committed);
+    for _ in 0..PARTITIONS {
+        let message = tokio::time::timeout(Duration::from_secs(60), resumed.recv())
+            .await
+            .expect("the resumed consumer received nothing")
+            .unwrap();
+        assert_eq!(
+            message.payload(),
+            Some(&b"sentinel"[..]),
+            "group did not resume at its committed offset"
+        );
+    }
+}
+
+/// A new consumer of `group`, checked to start from the offsets the group committed.
+fn consumer_after(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    committed: &TopicPartitionList,
+) -> StreamConsumer {
+    let consumer = consumer(bootstrap, group, topic);
+    let again = consumer
+        .committed(Duration::from_secs(10))
+        .unwrap_or_else(|_| committed.clone());
+    for element in committed.elements() {
+        let stored = again.find_partition(element.topic(), element.partition());
+        if let Some(stored) = stored {
+            assert_eq!(
+                stored.offset(),
+                element.offset(),
+                "partition {}",
+                element.partition()
+            );
+        }
+    }
+    consumer
+}
