@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use emberline_testkit::{TestBroker, create_topic, unique_name, wait_until};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, TopicPartitionList};
 
@@ -46,13 +48,22 @@ fn consumer(bootstrap: &str, group: &str, topic: &str) -> StreamConsumer {
 /// Records received: payload → number of times seen.
 type Seen = Arc<Mutex<HashMap<String, usize>>>;
 
-/// Consumes until dropped, committing offsets synchronously every 100 records (failures while
-/// the broker is down are retried at the next chance).
-fn spawn_consumer(consumer: Arc<StreamConsumer>, seen: Seen) -> tokio::task::JoinHandle<()> {
+/// Consumes until `stop` fires, committing offsets synchronously every 100 records (a commit
+/// that fails while the broker is down is retried at the next chance); on `stop`, commits what
+/// it consumed and returns.
+fn spawn_consumer(
+    consumer: Arc<StreamConsumer>,
+    seen: Seen,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut since_commit = 0;
         loop {
-            let Ok(message) = consumer.recv().await else {
+            let message = tokio::select! {
+                _ = &mut stop => break,
+                message = consumer.recv() => message,
+            };
+            let Ok(message) = message else {
                 continue;
             };
             let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
@@ -62,6 +73,15 @@ fn spawn_consumer(consumer: Arc<StreamConsumer>, seen: Seen) -> tokio::task::Joi
                 since_commit = 0;
             }
         }
+        for _ in 0..50 {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                // NoOffset: everything consumed was committed already.
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => return,
+                Err(error) => println!("final commit not yet accepted: {error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the final offset commit was never accepted");
     })
 }
 
@@ -74,7 +94,8 @@ async fn acknowledged_records_survive_a_broker_kill_9() {
 
     let consumer = Arc::new(consumer(&bootstrap, &group, &topic));
     let seen: Seen = Arc::default();
-    let consuming = spawn_consumer(consumer.clone(), seen.clone());
+    let (stop_consuming, stop) = tokio::sync::oneshot::channel();
+    let consuming = spawn_consumer(consumer.clone(), seen.clone(), stop);
 
     // Produce everything at a steady pace; the broker is killed part-way.
     let producer = producer(&bootstrap);
@@ -149,7 +170,8 @@ async fn acknowledged_records_survive_a_broker_kill_9() {
         },
     )
     .await;
-    consuming.abort();
+    stop_consuming.send(()).unwrap();
+    consuming.await.unwrap();
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     let lost: Vec<_> = acked.iter().filter(|p| !seen.contains_key(*p)).collect();
     let redelivered: usize = seen.values().map(|n| n - 1).sum();
@@ -160,18 +182,15 @@ async fn acknowledged_records_survive_a_broker_kill_9() {
     );
     assert!(lost.is_empty(), "acknowledged but never consumed: {lost:?}");
 
-    // Commit what was consumed, then prove the group resumes from there: a new member of the
-    // same group sees only records produced after the commit.
-    wait_until(
-        "final offset commit",
-        Duration::from_secs(30),
-        Duration::from_millis(200),
-        || std::future::ready(consumer.commit_consumer_state(CommitMode::Sync).ok()),
-    )
-    .await;
+    // The consumer committed what it consumed; a new member of the same group must see only
+    // records produced after that commit.
     let committed = consumer.committed(Duration::from_secs(10)).unwrap();
     assert_eq!(committed.count(), PARTITIONS as usize);
-    drop(consumer);
+    // Close the consumer on a thread of its own and do not wait for it: it leaves the group at
+    // once, but after a broker restart librdkafka 2.12's final rd_kafka_destroy can wait forever
+    // on a broker thread (seen here with gdb: destroy joins `rdk:broker111`). Production code
+    // bounds its shutdown for the same reason (DEVELOPERS.md).
+    std::thread::spawn(move || drop(consumer));
 
     for partition in 0..PARTITIONS {
         let record = FutureRecord::to(&topic)
