@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use emberline_testkit::{TestBroker, create_topic, unique_name, wait_until};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, TopicPartitionList};
 
 const RECORDS: usize = 3_000;
