@@ -21,11 +21,15 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn start() -> Self {
-        crate::init_logs();
         let data = tempfile::Builder::new()
             .prefix("emberline-test-broker-")
             .tempdir()
             .expect("cannot create a temporary directory for the broker");
+        Self::start_in(data)
+    }
+
+    fn start_in(data: TempDir) -> Self {
+        crate::init_logs();
         let port = free_port().expect("no free port on 127.0.0.1");
         let config = BrokerConfig::new(data.path(), port).unwrap_or_else(|error| panic!("{error}"));
         let broker = Broker::start(config).unwrap_or_else(|error| panic!("{error}"));
@@ -72,7 +76,7 @@ pub fn shared_broker() -> &'static str {
         std::thread::Builder::new()
             .name("emberline-testkit-broker".into())
             .spawn(move || {
-                let broker = TestBroker::start();
+                let broker = TestBroker::start_in(shared_data_dir());
                 let _ = sender.send(broker.bootstrap());
                 loop {
                     std::thread::park();
@@ -96,4 +100,27 @@ pub async fn create_topics(bootstrap: &str, specs: &[TopicSpec]) {
     topics::ensure(bootstrap, specs)
         .await
         .unwrap_or_else(|error| panic!("cannot create topics {specs:?} on {bootstrap}: {error}"));
+}
+
+/// The shared broker lives until the process exits, so its directory is never dropped: name it
+/// after the process and remove those of processes that are gone.
+fn shared_data_dir() -> TempDir {
+    const PREFIX: &str = "emberline-test-shared-broker-";
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{PREFIX}{}", std::process::id()))
+        .rand_bytes(0)
+        .tempdir()
+        .expect("cannot create the shared broker's directory")
 }
