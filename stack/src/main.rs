@@ -144,7 +144,8 @@ fn print_topics(brokers: &str) -> Result<()> {
         .with_context(|| format!("broker at {brokers} does not answer"))?;
     println!("broker {brokers}: ok, {} topics", topics.len());
     for (name, partitions) in topics {
-        println!("  {name:<24} {partitions} partitions");
+        let plural = if partitions == 1 { "" } else { "s" };
+        println!("  {name:<24} {partitions} partition{plural}");
     }
     Ok(())
 }

@@ -33,7 +33,12 @@ fn up_smoke_starts_the_broker_creates_every_topic_and_checks_postgres() {
             .lines()
             .find(|line| line.split_whitespace().next() == Some(topic))
             .unwrap_or_else(|| panic!("topic {topic} missing from:\n{stdout}"));
-        assert!(line.contains(&format!("{partitions} partitions")), "{line}");
+        let unit = if partitions == 1 {
+            "partition"
+        } else {
+            "partitions"
+        };
+        assert!(line.contains(&format!(" {partitions} {unit}")), "{line}");
     }
     assert!(stdout.contains("postgresql: ok (PostgreSQL"), "{stdout}");
     assert!(
