@@ -100,20 +100,25 @@ fn valid_payload() -> impl Strategy<Value = Value> {
         )
 }
 
-fn measurements_in_limits() -> impl Strategy<Value = Measurements> {
+type Range = std::ops::RangeInclusive<f64>;
+
+/// Measurements with temperature, humidity, wind speed, vegetation and AQI drawn from the given
+/// ranges; position and wind direction anywhere.
+fn measurements(
+    t: Range,
+    h: Range,
+    ws: Range,
+    v: Range,
+    aqi: Range,
+) -> impl Strategy<Value = Measurements> {
     (
-        (
-            -90.0..=90.0f64,
-            -180.0..=180.0f64,
-            -90.0..=200.0f64,
-            0.0..=100.0f64,
-        ),
-        (0.0..=500.0f64, 0.0..360.0f64, 0.0..=1.0f64, 0.0..=1000.0f64),
+        (-90.0..=90.0f64, -180.0..=180.0f64, 0.0..360.0f64),
+        (t, h, ws, v, aqi),
     )
         .prop_map(
             |(
-                (latitude, longitude, temperature, humidity),
-                (wind_speed, wind_direction, vegetation_density, air_quality_index),
+                (latitude, longitude, wind_direction),
+                (temperature, humidity, wind_speed, vegetation_density, air_quality_index),
             )| {
                 Measurements {
                     latitude,
@@ -129,35 +134,27 @@ fn measurements_in_limits() -> impl Strategy<Value = Measurements> {
         )
 }
 
+/// Anywhere inside the default plausibility limits.
+fn measurements_in_limits() -> impl Strategy<Value = Measurements> {
+    measurements(
+        -90.0..=200.0,
+        0.0..=100.0,
+        0.0..=500.0,
+        0.0..=1.0,
+        0.0..=1000.0,
+    )
+}
+
 /// Inside every threshold of the reference detector (and so of the default profile): at most
 /// 35 °C, at least 30 % humidity, wind at most 15 km/h, vegetation at most 0.5, AQI at most 100.
 fn calm_measurements() -> impl Strategy<Value = Measurements> {
-    (
-        (
-            -90.0..=90.0f64,
-            -180.0..=180.0f64,
-            -90.0..=35.0f64,
-            30.0..=100.0f64,
-        ),
-        (0.0..=15.0f64, 0.0..360.0f64, 0.0..=0.5f64, 0.0..=100.0f64),
+    measurements(
+        -90.0..=35.0,
+        30.0..=100.0,
+        0.0..=15.0,
+        0.0..=0.5,
+        0.0..=100.0,
     )
-        .prop_map(
-            |(
-                (latitude, longitude, temperature, humidity),
-                (wind_speed, wind_direction, vegetation_density, air_quality_index),
-            )| {
-                Measurements {
-                    latitude,
-                    longitude,
-                    temperature,
-                    humidity,
-                    wind_speed,
-                    wind_direction,
-                    vegetation_density,
-                    air_quality_index,
-                }
-            },
-        )
 }
 
 /// The reference system's detector, transcribed directly from its code.
