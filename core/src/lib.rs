@@ -6,6 +6,7 @@
 //! - [`envelope`]: the one versioned record that travels on Kafka — a reading with its
 //!   [`ReadingId`], the agent that took it in, when and how, and, once the detector has seen it,
 //!   its [`Classification`].
+//! - [`batch`]: what an agent sends its bridge — NDJSON batches of envelopes, heartbeats.
 //! - [`rules`]: the rules engine (design §4). A [`Profile`] is data (TOML); classifying is a plain
 //!   synchronous function of (profile, measurements), with no clock and no IO.
 //!
@@ -17,6 +18,7 @@
 //! - Classification is deterministic: the same profile and measurements give the same
 //!   [`Assessment`], bit for bit.
 
+pub mod batch;
 pub mod envelope;
 pub mod reading;
 pub mod rules;
