@@ -1,0 +1,1 @@
+//! The edge agent (built by issue 3).

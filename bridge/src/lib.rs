@@ -1,0 +1,1 @@
+//! The bridge (built by issue 3).
