@@ -1,0 +1,226 @@
+//! The durable buffer: SQLite on a thread of its own, fed by a channel.
+//!
+//! Ingest handlers call [`Buffer::append`] and answer the device only when it returns: by then
+//! the readings are committed (fsync per commit with [`Durability::Full`]). Requests that arrive
+//! while a commit is under way are written together in the next one (group commit), so many
+//! concurrent devices share each fsync.
+
+mod store;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+pub use store::{
+    Accepted, Durability, Full, Incoming, Stats, Store, StoreConfig, StoreError, Stored,
+};
+
+/// Most requests written in one transaction.
+const MAX_GROUP: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    #[error("the buffer is full")]
+    Full,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("buffer commit failed: {0}")]
+    CommitFailed(String),
+    #[error("the buffer thread has stopped")]
+    Stopped,
+}
+
+enum Command {
+    Append(
+        Vec<Incoming>,
+        oneshot::Sender<Result<Vec<Accepted>, BufferError>>,
+    ),
+    Peek(
+        usize,
+        usize,
+        oneshot::Sender<Result<Vec<Stored>, BufferError>>,
+    ),
+    Remove(Vec<u64>, oneshot::Sender<Result<(), BufferError>>),
+    Quarantine(Vec<u64>, String, oneshot::Sender<Result<(), BufferError>>),
+    Reject(Rejected, oneshot::Sender<Result<(), BufferError>>),
+    Stats(oneshot::Sender<Result<Stats, BufferError>>),
+}
+
+/// A payload that failed validation, kept with its reason.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub protocol: emberline_core::Protocol,
+    pub origin: String,
+    pub payload: Vec<u8>,
+    pub reason: String,
+}
+
+/// Depth and size, readable without a round trip to the buffer thread (metrics, readiness).
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub depth: AtomicU64,
+    pub bytes: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+/// A handle to the buffer thread; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Buffer {
+    /// Bounded, so a stalled disk pushes back on ingest instead of queueing without limit.
+    commands: mpsc::Sender<Command>,
+    gauges: Arc<Gauges>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Buffer {
+    /// Opens the store and starts its thread. The thread ends when every handle is dropped,
+    /// after finishing the commands already sent.
+    pub fn start(config: StoreConfig) -> Result<(Self, JoinHandle<()>), StoreError> {
+        let store = Store::open(config)?;
+        let gauges = Arc::new(Gauges::default());
+        gauges.depth.store(store.depth(), Ordering::Relaxed);
+        gauges.bytes.store(store.bytes(), Ordering::Relaxed);
+        let (commands, receiver) = mpsc::channel(4 * MAX_GROUP);
+        let thread_gauges = gauges.clone();
+        let thread = std::thread::Builder::new()
+            .name("emberline-buffer".into())
+            .spawn(move || run(store, receiver, &thread_gauges))
+            .map_err(StoreError::Thread)?;
+        Ok((Self { commands, gauges }, thread))
+    }
+
+    /// Commits readings; returns their ids once they are durable.
+    pub async fn append(&self, items: Vec<Incoming>) -> Result<Vec<Accepted>, BufferError> {
+        self.call(|reply| Command::Append(items, reply)).await
+    }
+
+    pub async fn peek(
+        &self,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Stored>, BufferError> {
+        self.call(|reply| Command::Peek(max_count, max_bytes, reply))
+            .await
+    }
+
+    pub async fn remove(&self, seqs: Vec<u64>) -> Result<(), BufferError> {
+        self.call(|reply| Command::Remove(seqs, reply)).await
+    }
+
+    pub async fn quarantine(&self, seqs: Vec<u64>, reason: String) -> Result<(), BufferError> {
+        self.call(|reply| Command::Quarantine(seqs, reason, reply))
+            .await
+    }
+
+    pub async fn reject(&self, rejected: Rejected) -> Result<(), BufferError> {
+        self.call(|reply| Command::Reject(rejected, reply)).await
+    }
+
+    pub async fn stats(&self) -> Result<Stats, BufferError> {
+        self.call(Command::Stats).await
+    }
+
+    pub fn gauges(&self) -> &Gauges {
+        &self.gauges
+    }
+
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, BufferError>>) -> Command,
+    ) -> Result<T, BufferError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| BufferError::Stopped)?;
+        answer.await.map_err(|_| BufferError::Stopped)?
+    }
+}
+
+/// The buffer thread: take one command; if it is an append, take every append already waiting
+/// (up to [`MAX_GROUP`]) and commit them together; other commands run in arrival order after.
+fn run(mut store: Store, mut commands: mpsc::Receiver<Command>, gauges: &Gauges) {
+    let mut deferred = Vec::new();
+    while let Some(first) = commands.blocking_recv() {
+        let mut group = Vec::new();
+        match first {
+            Command::Append(items, reply) => group.push((items, reply)),
+            other => deferred.push(other),
+        }
+        while !group.is_empty() && group.len() < MAX_GROUP {
+            match commands.try_recv() {
+                Ok(Command::Append(items, reply)) => group.push((items, reply)),
+                Ok(other) => deferred.push(other),
+                Err(_) => break,
+            }
+        }
+        if !group.is_empty() {
+            commit_group(&mut store, group, gauges);
+        }
+        for command in deferred.drain(..) {
+            serve(&mut store, command, gauges);
+        }
+        gauges.depth.store(store.depth(), Ordering::Relaxed);
+        gauges.bytes.store(store.bytes(), Ordering::Relaxed);
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Accepted>, BufferError>>;
+
+fn commit_group(store: &mut Store, group: Vec<(Vec<Incoming>, Reply)>, gauges: &Gauges) {
+    let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+    match store.append(&requests) {
+        Ok(answers) => {
+            gauges.commits.fetch_add(1, Ordering::Relaxed);
+            for (answer, reply) in answers.into_iter().zip(replies) {
+                let _ = reply.send(answer.map_err(|Full| BufferError::Full));
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "buffer commit failed; refusing the readings in it");
+            for reply in replies {
+                let _ = reply.send(Err(BufferError::CommitFailed(error.to_string())));
+            }
+        }
+    }
+}
+
+fn serve(store: &mut Store, command: Command, gauges: &Gauges) {
+    match command {
+        Command::Append(items, reply) => commit_group(store, vec![(items, reply)], gauges),
+        Command::Peek(count, bytes, reply) => {
+            let _ = reply.send(store.peek(count, bytes).map_err(Into::into));
+        }
+        Command::Remove(seqs, reply) => {
+            let _ = reply.send(store.remove(&seqs).map_err(Into::into));
+        }
+        Command::Quarantine(seqs, reason, reply) => {
+            let result = store.quarantine(&seqs, &reason, OffsetDateTime::now_utc());
+            let _ = reply.send(result.map_err(Into::into));
+        }
+        Command::Reject(r, reply) => {
+            let result = store.reject(
+                r.protocol,
+                &r.origin,
+                &r.payload,
+                &r.reason,
+                OffsetDateTime::now_utc(),
+            );
+            let _ = reply.send(result.map_err(Into::into));
+        }
+        Command::Stats(reply) => {
+            let _ = reply.send(store.stats().map_err(Into::into));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! The SQLite store behind the buffer: synchronous, owned by one thread.
+//!
+//! # Invariants
+//! - A reading is in `readings` from the commit that acknowledged it until the bridge has
+//!   acknowledged it ([`Store::remove`]) or it is moved to `quarantine`; nothing else deletes.
+//! - `seq` only grows (AUTOINCREMENT keeps it growing across deletes and restarts), so reading
+//!   in `seq` order is arrival order, and one sensor's readings stay in order.
+//! - The byte cap is checked before a request is written: a full buffer refuses new readings,
+//!   it never evicts old ones.
+
+use std::path::{Path, PathBuf};
+
+use emberline_core::{AgentId, Envelope, Protocol, Reading, ReadingId};
+use rusqlite::{Connection, OptionalExtension as _, params};
+use time::OffsetDateTime;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS readings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    reading_id TEXT NOT NULL UNIQUE,
+    received_at_ns INTEGER NOT NULL,
+    envelope BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq INTEGER PRIMARY KEY,
+    reading_id TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    quarantined_at_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at_ns INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL
+);
+";
+
+/// How hard each commit insists on reaching the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// fsync on every commit: an acknowledged reading survives power loss (the default).
+    Full,
+    /// fsync at WAL checkpoints only: survives a crash of the agent, not of the machine; less
+    /// flash wear.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub agent_id: AgentId,
+    /// Most envelope bytes held; past it, appends are refused.
+    pub max_bytes: u64,
+    pub durability: Durability,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("buffer database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start the buffer thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot write the export: {0}")]
+    Export(std::io::Error),
+    #[error("cannot set aside the damaged buffer {path}: {source}")]
+    Quarantine {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A reading that passed validation, on its way into the buffer.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub reading: Reading,
+    pub protocol: Protocol,
+    pub received_at: OffsetDateTime,
+}
+
+/// What a device is told: the id its reading travels under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub reading_id: ReadingId,
+}
+
+/// The buffer was full: the request's readings were not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+/// A stored reading, as the forwarder sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub seq: u64,
+    pub envelope: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    pub depth: u64,
+    pub bytes: u64,
+    pub oldest_received_at: Option<OffsetDateTime>,
+    pub quarantined: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    config: StoreConfig,
+    next_seq: u64,
+    depth: u64,
+    bytes: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the buffer. A file that fails SQLite's integrity check is renamed to
+    /// `<file>.corrupt-<unix time>` and a fresh buffer started, so a damaged disk does not
+    /// crash-loop the agent; the damaged file stays for an operator to inspect.
+    pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        let conn = match open_checked(&config) {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::error!(path = %config.path.display(), %error, "buffer failed its integrity check; setting it aside and starting a fresh one");
+                set_aside(&config.path)?;
+                open_checked(&config)?
+            }
+        };
+        let (depth, bytes): (u64, u64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(length(envelope)), 0) FROM readings",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let last: Option<u64> = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'readings'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(Self {
+            conn,
+            config,
+            next_seq: last.unwrap_or(0) + 1,
+            depth,
+            bytes,
+        })
+    }
+
+    /// Writes a group of requests in one transaction. Each request is stored whole or, when it
+    /// would pass the byte cap, refused whole. A reading whose id is already buffered (a device
+    /// retrying with the same `seq`) is acknowledged again without a second copy.
+    pub fn append(
+        &mut self,
+        requests: &[Vec<Incoming>],
+    ) -> Result<Vec<Result<Vec<Accepted>, Full>>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut answers = Vec::with_capacity(requests.len());
+        let (mut depth, mut bytes, mut next_seq) = (self.depth, self.bytes, self.next_seq);
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO readings (seq, reading_id, received_at_ns, envelope) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (reading_id) DO NOTHING",
+            )?;
+            for request in requests {
+                let mut envelopes = Vec::with_capacity(request.len());
+                for (offset, item) in request.iter().enumerate() {
+                    let seq = next_seq + offset as u64;
+                    let id = ReadingId::for_reading(&item.reading, &self.config.agent_id, seq);
+                    let envelope = Envelope::new(
+                        id,
+                        self.config.agent_id.clone(),
+                        item.received_at,
+                        item.protocol,
+                        item.reading.clone(),
+                    );
+                    envelopes.push((
+                        seq,
+                        envelope.to_vec(),
+                        envelope.reading_id,
+                        item.received_at,
+                    ));
+                }
+                let size: u64 = envelopes
+                    .iter()
+                    .map(|(_, bytes, _, _)| bytes.len() as u64)
+                    .sum();
+                if bytes + size > self.config.max_bytes {
+                    answers.push(Err(Full));
+                    continue;
+                }
+                let mut accepted = Vec::with_capacity(envelopes.len());
+                for (seq, envelope, reading_id, received_at) in envelopes {
+                    let nanos =
+                        i64::try_from(received_at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+                    if insert.execute(params![seq, reading_id.as_str(), nanos, envelope])? == 1 {
+                        depth += 1;
+                        bytes += envelope.len() as u64;
+                    }
+                    accepted.push(Accepted { reading_id });
+                }
+                next_seq += request.len() as u64;
+                answers.push(Ok(accepted));
+            }
+        }
+        tx.commit()?;
+        (self.depth, self.bytes, self.next_seq) = (depth, bytes, next_seq);
+        Ok(answers)
+    }
+
+    /// The oldest readings, in arrival order, up to `max_count` and about `max_bytes` (at least
+    /// one reading when any is buffered).
+    pub fn peek(&self, max_count: usize, max_bytes: usize) -> Result<Vec<Stored>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT seq, envelope FROM readings ORDER BY seq LIMIT ?1")?;
+        let mut rows = statement.query([max_count as i64])?;
+        let (mut out, mut total) = (Vec::new(), 0usize);
+        while let Some(row) = rows.next()? {
+            let stored = Stored {
+                seq: row.get(0)?,
+                envelope: row.get(1)?,
+            };
+            total += stored.envelope.len();
+            if total > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(stored);
+        }
+        Ok(out)
+    }
+
+    /// Deletes readings the bridge has acknowledged.
+    pub fn remove(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let (mut depth, mut bytes) = (self.depth, self.bytes);
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM readings WHERE seq = ?1 RETURNING length(envelope)")?;
+            for seq in seqs {
+                if let Some(size) = delete
+                    .query_row([seq], |row| row.get::<_, u64>(0))
+                    .optional()?
+                {
+                    depth -= 1;
+                    bytes -= size;
+                }
+            }
+        }
+        tx.commit()?;
+        (self.depth, self.bytes) = (depth, bytes);
+        Ok(())
+    }
+
+    /// Moves readings the bridge refused as malformed out of the way, with the reason.
+    pub fn quarantine(
+        &mut self,
+        seqs: &[u64],
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let nanos = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        let tx = self.conn.transaction()?;
+        for seq in seqs {
+            tx.execute(
+                "INSERT OR REPLACE INTO quarantine (seq, reading_id, envelope, reason, quarantined_at_ns)
+                 SELECT seq, reading_id, envelope, ?2, ?3 FROM readings WHERE seq = ?1",
+                params![seq, reason, nanos],
+            )?;
+        }
+        tx.commit()?;
+        self.remove(seqs)
+    }
+
+    /// Keeps a payload that failed validation (MQTT has no negative acknowledgement in 3.1.1).
+    pub fn reject(
+        &mut self,
+        protocol: Protocol,
+        origin: &str,
+        payload: &[u8],
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let nanos = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        let protocol = match protocol {
+            Protocol::Http => "http",
+            Protocol::Mqtt => "mqtt",
+        };
+        self.conn.execute(
+            "INSERT INTO rejected (received_at_ns, protocol, origin, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![nanos, protocol, origin, payload, reason],
+        )?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let oldest_ns: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT received_at_ns FROM readings ORDER BY seq LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let count = |table: &str| -> Result<u64, rusqlite::Error> {
+            self.conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })
+        };
+        Ok(Stats {
+            depth: self.depth,
+            bytes: self.bytes,
+            oldest_received_at: oldest_ns
+                .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).ok()),
+            quarantined: count("quarantine")?,
+            rejected: count("rejected")?,
+        })
+    }
+
+    /// Every buffered reading in order, for `emberline-agent buffer export`.
+    pub fn export(
+        &self,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT envelope FROM readings ORDER BY seq")?;
+        let mut rows = statement.query([])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let envelope: Vec<u8> = row.get(0)?;
+            sink(&envelope).map_err(StoreError::Export)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn depth(&self) -> u64 {
+        self.depth
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(&config.path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let synchronous = match config.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+    if check != "ok" {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(check),
+        ));
+    }
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// Renames a damaged buffer and its WAL files out of the way.
+fn set_aside(path: &Path) -> Result<(), StoreError> {
+    let stamp = OffsetDateTime::now_utc().unix_timestamp();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}.corrupt-{stamp}{suffix}", path.display()));
+            std::fs::rename(&from, &to)
+                .map_err(|source| StoreError::Quarantine { path: from, source })?;
+        }
+    }
+    Ok(())
+}

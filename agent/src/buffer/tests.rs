@@ -1,0 +1,238 @@
+use std::collections::VecDeque;
+
+use emberline_core::{AgentId, Limits, Protocol, Reading};
+use proptest::prelude::*;
+use time::macros::datetime;
+
+use super::*;
+
+fn reading(source: &str, seq: Option<u64>) -> Reading {
+    let seq = seq.map(|s| format!(",\"seq\":{s}")).unwrap_or_default();
+    let body = format!(
+        r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":1,"longitude":2,"temperature":20,"humidity":50,
+        "wind_speed":3,"wind_direction":90,"vegetation_density":0.3,"air_quality_index":20,"source_name":"{source}"{seq}}}"#
+    );
+    Reading::parse(
+        body.as_bytes(),
+        &Limits::default(),
+        datetime!(2025-05-24 18:04 UTC),
+    )
+    .unwrap()
+}
+
+fn incoming(source: &str) -> Incoming {
+    Incoming {
+        reading: reading(source, None),
+        protocol: Protocol::Http,
+        received_at: datetime!(2025-05-24 18:03:12 UTC),
+    }
+}
+
+fn config(dir: &tempfile::TempDir, max_bytes: u64) -> StoreConfig {
+    StoreConfig {
+        path: dir.path().join("buffer.db"),
+        agent_id: AgentId::parse("edge-1").unwrap(),
+        max_bytes,
+        durability: Durability::Full,
+    }
+}
+
+#[test]
+fn ids_come_from_the_buffer_sequence_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let first = store.append(&[vec![incoming("a"), incoming("b")]]).unwrap();
+    let ids: Vec<String> = first[0]
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|a| a.reading_id.to_string())
+        .collect();
+    assert_eq!(ids, ["a:edge-1:1", "a:edge-1:2"]);
+    store.remove(&[1, 2]).unwrap();
+    drop(store);
+    // Sequence numbers are never reused, even after the rows are gone.
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let next = store.append(&[vec![incoming("c")]]).unwrap();
+    assert_eq!(
+        next[0].as_ref().unwrap()[0].reading_id.as_str(),
+        "a:edge-1:3"
+    );
+}
+
+#[test]
+fn a_device_retry_with_the_same_seq_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let retry = Incoming {
+        reading: reading("dev", Some(7)),
+        ..incoming("dev")
+    };
+    let answers = store.append(&[vec![retry.clone()], vec![retry]]).unwrap();
+    for answer in &answers {
+        assert_eq!(answer.as_ref().unwrap()[0].reading_id.as_str(), "d:dev:7");
+    }
+    assert_eq!(store.depth(), 1);
+}
+
+#[test]
+fn a_full_buffer_refuses_whole_requests_and_keeps_what_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, stored_size(1, 0) * 3)).unwrap();
+    let answers = store
+        .append(&[
+            vec![incoming("s0"), incoming("s0")],
+            vec![incoming("s0"), incoming("s0")],
+            vec![incoming("s0")],
+        ])
+        .unwrap();
+    assert!(answers[0].is_ok());
+    assert_eq!(answers[1], Err(Full), "would pass the cap: refused whole");
+    assert!(answers[2].is_ok(), "a smaller request still fits");
+    assert_eq!(store.depth(), 3);
+}
+
+#[test]
+fn a_damaged_buffer_is_set_aside_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("buffer.db"),
+        b"this is not a database, it is garbage ".repeat(200),
+    )
+    .unwrap();
+    let store = Store::open(config(&dir, u64::MAX)).unwrap();
+    assert_eq!(store.depth(), 0);
+    let set_aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("buffer.db.corrupt-")
+        });
+    assert!(set_aside);
+}
+
+#[test]
+fn quarantine_and_rejects_are_kept_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    store.append(&[vec![incoming("a"), incoming("b")]]).unwrap();
+    let now = datetime!(2025-05-24 18:05 UTC);
+    store.quarantine(&[1], "bridge said 400", now).unwrap();
+    store
+        .reject(
+            Protocol::Mqtt,
+            "sensors/x/readings",
+            b"{bad",
+            "malformed",
+            now,
+        )
+        .unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.depth, stats.quarantined, stats.rejected), (1, 1, 1));
+    assert_eq!(store.peek(10, usize::MAX).unwrap()[0].seq, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (buffer, thread) = Buffer::start(config(&dir, u64::MAX)).unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let buffer = buffer.clone();
+            tokio::spawn(async move { buffer.append(vec![incoming(&format!("s{}", i % 7))]).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().len(), 1);
+    }
+    let commits = buffer.gauges().commits.load(Ordering::Relaxed);
+    assert_eq!(buffer.stats().await.unwrap().depth, 200);
+    assert!(
+        commits < 200,
+        "group commit: {commits} commits for 200 requests"
+    );
+    drop(buffer);
+    thread.join().unwrap();
+}
+
+/// What the buffer is supposed to be: a FIFO of envelopes with a byte cap.
+#[derive(Debug, Clone)]
+enum Op {
+    Append(Vec<u8>),
+    Forward(usize),
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => prop::collection::vec(0u8..5, 1..6).prop_map(Op::Append),
+        2 => (1usize..8).prop_map(Op::Forward),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Model-based: the store behaves like a `VecDeque` of readings with a byte cap — appends
+    /// refused only when the cap would be passed, forwarding takes the oldest in order, and a
+    /// reopen (a restart) loses nothing.
+    #[test]
+    fn the_buffer_behaves_like_a_capped_fifo(ops in prop::collection::vec(op(), 1..40), cap_readings in 3u64..12) {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = stored_size(1, 0) * cap_readings;
+        let mut store = Store::open(config(&dir, cap)).unwrap();
+        // The model: (reading id, stored bytes) in arrival order, and the next sequence number.
+        let mut model: VecDeque<(String, u64)> = VecDeque::new();
+        let mut next_seq = 1u64;
+        for op in ops {
+            match op {
+                Op::Append(sensors) => {
+                    let sizes: Vec<u64> = sensors.iter().enumerate().map(|(i, s)| stored_size(next_seq + i as u64, *s)).collect();
+                    let held: u64 = model.iter().map(|(_, size)| size).sum();
+                    let fits = held + sizes.iter().sum::<u64>() <= cap;
+                    let items: Vec<Incoming> = sensors.iter().map(|s| incoming(&format!("s{s}"))).collect();
+                    let answer = store.append(&[items]).unwrap().remove(0);
+                    prop_assert_eq!(answer.is_ok(), fits);
+                    if let Ok(accepted) = answer {
+                        model.extend(accepted.into_iter().map(|a| a.reading_id.to_string()).zip(sizes));
+                        next_seq += sensors.len() as u64;
+                    }
+                }
+                Op::Forward(n) => {
+                    let batch = store.peek(n, usize::MAX).unwrap();
+                    let ids: Vec<String> = batch.iter().map(|s| envelope_id(&s.envelope)).collect();
+                    let expected: Vec<String> = model.iter().take(n).map(|(id, _)| id.clone()).collect();
+                    prop_assert_eq!(&ids, &expected);
+                    store.remove(&batch.iter().map(|s| s.seq).collect::<Vec<_>>()).unwrap();
+                    model.drain(..ids.len());
+                }
+                Op::Reopen => {
+                    drop(store);
+                    store = Store::open(config(&dir, cap)).unwrap();
+                }
+            }
+            prop_assert_eq!(store.depth(), model.len() as u64);
+            prop_assert_eq!(store.bytes(), model.iter().map(|(_, size)| size).sum::<u64>());
+        }
+    }
+}
+
+/// Bytes the store holds for the reading of sensor `s{sensor}` at buffer position `seq`.
+fn stored_size(seq: u64, sensor: u8) -> u64 {
+    let agent = AgentId::parse("edge-1").unwrap();
+    let item = incoming(&format!("s{sensor}"));
+    let id = emberline_core::ReadingId::from_buffer(&agent, seq);
+    emberline_core::Envelope::new(id, agent, item.received_at, item.protocol, item.reading)
+        .to_vec()
+        .len() as u64
+}
+
+fn envelope_id(bytes: &[u8]) -> String {
+    emberline_core::Envelope::from_slice(bytes)
+        .unwrap()
+        .reading_id
+        .to_string()
+}
