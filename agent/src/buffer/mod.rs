@@ -7,9 +7,10 @@
 
 mod store;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -58,12 +59,16 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// Depth and size, readable without a round trip to the buffer thread (metrics, readiness).
-#[derive(Debug, Default)]
+/// Depth and size, readable without a round trip to the buffer thread; registered as
+/// Prometheus metrics by the agent.
+#[derive(Debug, Clone, Default)]
 pub struct Gauges {
-    pub depth: AtomicU64,
-    pub bytes: AtomicU64,
-    pub commits: AtomicU64,
+    /// Readings waiting to be forwarded.
+    pub depth: Gauge,
+    /// Envelope bytes waiting (what the cap counts).
+    pub bytes: Gauge,
+    /// Transactions committed by ingest; fewer than requests when group commit works.
+    pub commits: Counter,
 }
 
 /// A handle to the buffer thread; cheap to clone.
@@ -71,7 +76,7 @@ pub struct Gauges {
 pub struct Buffer {
     /// Bounded, so a stalled disk pushes back on ingest instead of queueing without limit.
     commands: mpsc::Sender<Command>,
-    gauges: Arc<Gauges>,
+    gauges: Gauges,
 }
 
 impl std::fmt::Debug for Command {
@@ -85,9 +90,8 @@ impl Buffer {
     /// after finishing the commands already sent.
     pub fn start(config: StoreConfig) -> Result<(Self, JoinHandle<()>), StoreError> {
         let store = Store::open(config)?;
-        let gauges = Arc::new(Gauges::default());
-        gauges.depth.store(store.depth(), Ordering::Relaxed);
-        gauges.bytes.store(store.bytes(), Ordering::Relaxed);
+        let gauges = Gauges::default();
+        set_gauges(&gauges, &store);
         let (commands, receiver) = mpsc::channel(4 * MAX_GROUP);
         let thread_gauges = gauges.clone();
         let thread = std::thread::Builder::new()
@@ -168,9 +172,17 @@ fn run(mut store: Store, mut commands: mpsc::Receiver<Command>, gauges: &Gauges)
         for command in deferred.drain(..) {
             serve(&mut store, command, gauges);
         }
-        gauges.depth.store(store.depth(), Ordering::Relaxed);
-        gauges.bytes.store(store.bytes(), Ordering::Relaxed);
+        set_gauges(gauges, &store);
     }
+}
+
+fn set_gauges(gauges: &Gauges, store: &Store) {
+    gauges
+        .depth
+        .set(i64::try_from(store.depth()).unwrap_or(i64::MAX));
+    gauges
+        .bytes
+        .set(i64::try_from(store.bytes()).unwrap_or(i64::MAX));
 }
 
 type Reply = oneshot::Sender<Result<Vec<Accepted>, BufferError>>;
@@ -179,7 +191,7 @@ fn commit_group(store: &mut Store, group: Vec<(Vec<Incoming>, Reply)>, gauges: &
     let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
     match store.append(&requests) {
         Ok(answers) => {
-            gauges.commits.fetch_add(1, Ordering::Relaxed);
+            gauges.commits.inc();
             for (answer, reply) in answers.into_iter().zip(replies) {
                 let _ = reply.send(answer.map_err(|Full| BufferError::Full));
             }

@@ -147,7 +147,7 @@ async fn concurrent_appends_share_commits() {
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap().len(), 1);
     }
-    let commits = buffer.gauges().commits.load(Ordering::Relaxed);
+    let commits = buffer.gauges().commits.get();
     assert_eq!(buffer.stats().await.unwrap().depth, 200);
     assert!(
         commits < 200,

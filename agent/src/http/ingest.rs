@@ -1,0 +1,168 @@
+//! `POST /ingest` (one reading, the reference payload) and `POST /v1/readings` (a batch: a JSON
+//! array or NDJSON). A `202` is sent only after the buffer has committed the readings.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use emberline_core::{Protocol, Reading, ReadingError};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::{ApiError, AppState};
+use crate::buffer::{BufferError, Incoming};
+
+const JSON: &str = "application/json";
+const NDJSON: &str = "application/x-ndjson";
+
+pub async fn single(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    authorize(&state, &headers)?;
+    if media_type(&headers) != Some(JSON) {
+        return Err(ApiError::UnsupportedMediaType(JSON));
+    }
+    let now = OffsetDateTime::now_utc();
+    let reading = Reading::parse(&body, &state.limits, now)
+        .inspect_err(|_| state.metrics.reading("http", "invalid", 1))?;
+    let incoming = Incoming {
+        reading,
+        protocol: Protocol::Http,
+        received_at: now,
+    };
+    let accepted = append(&state, vec![incoming]).await?;
+    let id = accepted
+        .first()
+        .map(|a| a.reading_id.to_string())
+        .unwrap_or_default();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "accepted", "reading_id": id})),
+    ))
+}
+
+pub async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    authorize(&state, &headers)?;
+    let items: Vec<Result<Value, ReadingError>> = match media_type(&headers) {
+        Some(JSON) => match serde_json::from_slice::<Vec<Value>>(&body) {
+            Ok(values) => values.into_iter().map(Ok).collect(),
+            Err(error) => {
+                return Err(ApiError::Batch(format!(
+                    "body is not a JSON array: {error}"
+                )));
+            }
+        },
+        Some(NDJSON) => ndjson_items(&body),
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "application/json (an array) or application/x-ndjson",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::Batch("the batch holds no readings".into()));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut results: Vec<Value> = Vec::with_capacity(items.len());
+    let mut valid = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match item.and_then(|value| Reading::from_json(value, &state.limits, now)) {
+            Ok(reading) => {
+                valid.push((
+                    index,
+                    Incoming {
+                        reading,
+                        protocol: Protocol::Http,
+                        received_at: now,
+                    },
+                ));
+                results.push(Value::Null);
+            }
+            Err(error) => {
+                results.push(json!({"index": index, "status": "rejected", "error": error}))
+            }
+        }
+    }
+    let rejected = results.len() - valid.len();
+    state.metrics.reading("http", "invalid", rejected as u64);
+    let (indices, incoming): (Vec<usize>, Vec<Incoming>) = valid.into_iter().unzip();
+    let accepted = if incoming.is_empty() {
+        Vec::new()
+    } else {
+        append(&state, incoming).await?
+    };
+    for (index, accepted) in indices.into_iter().zip(&accepted) {
+        results[index] =
+            json!({"index": index, "status": "accepted", "reading_id": accepted.reading_id});
+    }
+    let status = if accepted.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let body = json!({"accepted": accepted.len(), "rejected": rejected, "results": results});
+    Ok((status, Json(body)))
+}
+
+/// One item per non-blank line; a line that is not JSON is that item's error.
+fn ndjson_items(body: &[u8]) -> Vec<Result<Value, ReadingError>> {
+    body.split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|line| {
+            serde_json::from_slice(line).map_err(|error| ReadingError::Malformed(error.to_string()))
+        })
+        .collect()
+}
+
+async fn append(
+    state: &AppState,
+    incoming: Vec<Incoming>,
+) -> Result<Vec<crate::buffer::Accepted>, ApiError> {
+    let n = incoming.len() as u64;
+    match state.buffer.append(incoming).await {
+        Ok(accepted) => {
+            state.metrics.reading("http", "accepted", n);
+            Ok(accepted)
+        }
+        Err(BufferError::Full) => {
+            state.metrics.reading("http", "full", n);
+            Err(ApiError::Full)
+        }
+        Err(error) => {
+            state.metrics.reading("http", "error", n);
+            Err(ApiError::Internal(error.to_string()))
+        }
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(tokens) = &state.tokens else {
+        return Ok(());
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match token.and_then(|token| tokens.device_for_token(token.trim())) {
+        Some(_) => Ok(()),
+        None => {
+            state.metrics.reading("http", "unauthorized", 1);
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// The media type without parameters (`application/json; charset=utf-8` → `application/json`).
+fn media_type(headers: &HeaderMap) -> Option<&'static str> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let media = value.split(';').next()?.trim();
+    [JSON, NDJSON]
+        .into_iter()
+        .find(|known| media.eq_ignore_ascii_case(known))
+}
