@@ -95,19 +95,24 @@ impl fmt::Display for AgentId {
 /// A reading's identity across the fleet, stable across retries. It travels through Kafka and the
 /// detector into PostgreSQL, where it is the unique key that absorbs duplicates.
 ///
-/// - `d:{source_name}:{seq}` when the device numbers its readings: a device retrying through
-///   another agent still produces the same id.
+/// - `d:{source_name}:{seq}:{timestamp}` when the device numbers its readings (`timestamp` in
+///   Unix nanoseconds): a device retrying — through any agent — produces the same id, while a
+///   device whose counter restarted (a reboot, new firmware) does not collide with its own past
+///   readings, which would otherwise be dropped as duplicates.
 /// - `a:{agent_id}:{buffer_seq}` otherwise: the agent's durable buffer sequence.
 ///
-/// The prefixes keep the two forms from ever colliding; in the device form the sequence is the
-/// text after the last `:`, so a `source_name` containing `:` stays unambiguous.
+/// The prefixes keep the two forms apart; in the device form the sequence and timestamp are the
+/// last two `:`-separated parts, so a `source_name` containing `:` stays unambiguous.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ReadingId(String);
 
 impl ReadingId {
-    pub fn from_device(source_name: &str, seq: u64) -> Self {
-        Self(format!("d:{source_name}:{seq}"))
+    pub fn from_device(source_name: &str, seq: u64, timestamp: OffsetDateTime) -> Self {
+        Self(format!(
+            "d:{source_name}:{seq}:{}",
+            timestamp.unix_timestamp_nanos()
+        ))
     }
 
     pub fn from_buffer(agent: &AgentId, buffer_seq: u64) -> Self {
@@ -117,7 +122,7 @@ impl ReadingId {
     /// The id for `reading` accepted by `agent` at position `buffer_seq` of its buffer.
     pub fn for_reading(reading: &Reading, agent: &AgentId, buffer_seq: u64) -> Self {
         match reading.seq() {
-            Some(seq) => Self::from_device(reading.source_name(), seq),
+            Some(seq) => Self::from_device(reading.source_name(), seq, reading.timestamp()),
             None => Self::from_buffer(agent, buffer_seq),
         }
     }

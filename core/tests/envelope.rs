@@ -45,11 +45,28 @@ fn reading_ids_come_from_the_device_seq_or_the_buffer() {
     let agent = AgentId::parse("edge-01").unwrap();
     assert_eq!(
         ReadingId::for_reading(&reading(Some(41)), &agent, 9).as_str(),
-        "d:ridge:north-7:41"
+        "d:ridge:north-7:41:1748109791123456000"
     );
     assert_eq!(
         ReadingId::for_reading(&reading(None), &agent, 9).as_str(),
         "a:edge-01:9"
+    );
+    // A device whose counter restarted does not collide with its past readings.
+    let mut rebooted = json!({
+        "timestamp": "2025-05-24T19:00:00Z", "latitude": 1, "longitude": 2, "temperature": 20,
+        "humidity": 50, "wind_speed": 3, "wind_direction": 90, "vegetation_density": 0.3,
+        "air_quality_index": 20, "source_name": "ridge:north-7", "seq": 41
+    });
+    rebooted["seq"] = json!(41);
+    let rebooted = Reading::from_json(
+        rebooted,
+        &Limits::default(),
+        datetime!(2025-05-24 19:01:00 UTC),
+    )
+    .unwrap();
+    assert_ne!(
+        ReadingId::for_reading(&rebooted, &agent, 9),
+        ReadingId::for_reading(&reading(Some(41)), &agent, 9)
     );
     // The same device reading through another agent keeps its id, so PostgreSQL absorbs it.
     let other = AgentId::parse("edge-02").unwrap();
@@ -92,7 +109,7 @@ fn classified_envelope_round_trips() {
         intensity: Intensity::High,
         confidence_score: 0.873,
         rules_fired: vec!["hot-and-dry".into()],
-        rules_version: "default-1".into(),
+        rules_version: "default-2".into(),
         detected_at: datetime!(2025-05-24 18:03:12 UTC),
     });
     let bytes = classified.to_vec();

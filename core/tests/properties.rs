@@ -290,6 +290,9 @@ proptest! {
                 .classification(envelope.reading.measurements(), received_at));
         }
         let decoded = Envelope::from_slice(&envelope.to_vec()).unwrap();
+        // PartialEq on timestamps compares instants: check the offsets survive too.
+        prop_assert_eq!(decoded.reading.timestamp().offset(), envelope.reading.timestamp().offset());
+        prop_assert_eq!(decoded.received_at.offset(), envelope.received_at.offset());
         prop_assert_eq!(decoded, envelope);
     }
 }

@@ -55,6 +55,31 @@ fn the_seeds_rule_hot_and_dry_is_high() {
     assert_eq!(assessment.rules_fired, ["hot-and-dry", "warm-and-dry"]);
 }
 
+/// Only the seed's rule makes a reading high; the other rules weigh in.
+#[test]
+fn nothing_but_hot_and_dry_is_high_by_default() {
+    let cold_windy_fuel = Measurements {
+        temperature: -20.0,
+        humidity: 24.0,
+        wind_speed: 31.0,
+        vegetation_density: 0.61,
+        ..calm()
+    };
+    assert_eq!(
+        default_profile().classify(&cold_windy_fuel).intensity,
+        Intensity::Medium
+    );
+    let smoky_heat = Measurements {
+        air_quality_index: 400.0,
+        temperature: 39.0,
+        ..calm()
+    };
+    assert_eq!(
+        default_profile().classify(&smoky_heat).intensity,
+        Intensity::Medium
+    );
+}
+
 #[test]
 fn hot_alone_or_dry_alone_is_not_high_by_default() {
     let hot_humid = Measurements {
@@ -87,7 +112,7 @@ fn further_default_rules_weigh_wind_fuel_smoke_and_fire_weather() {
                 vegetation_density: 0.8,
                 ..calm()
             },
-            Intensity::High,
+            Intensity::Medium,
             "wind-driven-dry-fuel",
         ),
         (
@@ -96,7 +121,7 @@ fn further_default_rules_weigh_wind_fuel_smoke_and_fire_weather() {
                 temperature: 38.0,
                 ..calm()
             },
-            Intensity::High,
+            Intensity::Medium,
             "smoke-and-heat",
         ),
         (
@@ -324,7 +349,7 @@ fn classification_records_the_rules_version() {
         ..calm()
     };
     let classification = default_profile().classification(&hot, at);
-    assert_eq!(classification.rules_version, "default-1");
+    assert_eq!(classification.rules_version, "default-2");
     assert_eq!(classification.detected_at, at);
     assert_eq!(classification.intensity, Intensity::High);
 }

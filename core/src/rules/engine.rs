@@ -4,8 +4,9 @@
 //! With `mode = "fixed"` each intensity has its constant. With `mode = "computed"`:
 //! - A condition's **strength** is how far past its threshold the value is, in units of the
 //!   condition's `span`, capped at 1. A rule's strength is that of its weakest condition.
-//! - **medium / high**: among the fired rules of the winning intensity, 75 % of the band comes
-//!   from the strongest rule's strength and 25 % from agreement (`1 − 1/n` for `n` rules).
+//! - **medium / high**: 75 % of the band comes from the strength of the strongest rule of the
+//!   winning intensity, 25 % from agreement: `1 − 1/n` for the `n` rules that fired at any
+//!   intensity (supporting evidence from lower-intensity rules counts).
 //! - **low**: the closer any rule came to firing, the less sure "low" is. A condition's
 //!   proximity is 1 when it holds and falls to 0 one `span` short of its threshold; a rule's
 //!   closeness is the mean proximity of its conditions; confidence falls from the band's max
@@ -51,8 +52,12 @@ impl Profile {
                 Intensity::Low => low,
             },
             Confidence::Computed { high, medium, low } => match intensity {
-                Intensity::High => fired_confidence(high, self.strengths_at(&fired, intensity)),
-                Intensity::Medium => fired_confidence(medium, self.strengths_at(&fired, intensity)),
+                Intensity::High => {
+                    fired_confidence(high, self.strengths_at(&fired, intensity), fired.len())
+                }
+                Intensity::Medium => {
+                    fired_confidence(medium, self.strengths_at(&fired, intensity), fired.len())
+                }
                 Intensity::Low => low.max - (low.max - low.min) * self.closeness(&vars),
             },
         };
@@ -102,9 +107,9 @@ impl Profile {
     }
 }
 
-fn fired_confidence(band: Band, strengths: Vec<f64>) -> f64 {
+fn fired_confidence(band: Band, strengths: Vec<f64>, fired: usize) -> f64 {
     let strongest = strengths.iter().copied().fold(0.0, f64::max);
-    let agreement = 1.0 - 1.0 / strengths.len().max(1) as f64;
+    let agreement = 1.0 - 1.0 / fired.max(1) as f64;
     band.min + (band.max - band.min) * (0.75 * strongest + 0.25 * agreement)
 }
 
