@@ -11,5 +11,8 @@
 
 pub mod auth;
 pub mod buffer;
+pub mod config;
+pub mod forwarder;
 pub mod http;
 pub mod metrics;
+pub mod run;

@@ -1,1 +1,73 @@
-fn main() {}
+//! `emberline-agent`: parse flags, start logging, run, report.
+
+use std::io::Write as _;
+
+use anyhow::Result;
+use clap::Parser as _;
+use emberline_agent::buffer::{Store, StoreConfig};
+use emberline_agent::config::{BufferCommand, Cli, Command, LogFormat};
+use emberline_core::AgentId;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let format = match &cli.command {
+        Command::Run(args) => args.log_format,
+        Command::Buffer { .. } => LogFormat::Text,
+    };
+    init_logs(format);
+    match cli.command {
+        Command::Run(args) => emberline_agent::run::run(*args).await,
+        Command::Buffer { command } => buffer(command),
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn buffer(command: BufferCommand) -> Result<()> {
+    let path = match &command {
+        BufferCommand::Stats { path } | BufferCommand::Export { path } => path.clone(),
+    };
+    if !path.exists() {
+        anyhow::bail!("no buffer at {}", path.display());
+    }
+    let store = Store::open(StoreConfig {
+        path,
+        agent_id: AgentId::parse("inspect").map_err(anyhow::Error::msg)?,
+        max_bytes: u64::MAX,
+        durability: emberline_agent::buffer::Durability::Full,
+    })?;
+    match command {
+        BufferCommand::Stats { .. } => {
+            let stats = store.stats()?;
+            let oldest = stats
+                .oldest_received_at
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "readings:    {}\nbytes:       {}\noldest:      {oldest}\nquarantined: {}\nrejected:    {}",
+                stats.depth, stats.bytes, stats.quarantined, stats.rejected
+            );
+        }
+        BufferCommand::Export { .. } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = store.export(|envelope| {
+                out.write_all(envelope)?;
+                out.write_all(b"\n")
+            })?;
+            out.flush()?;
+            eprintln!("exported {n} readings");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Command line and environment (12-factor): every flag has an `EMBERLINE_*` twin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::buffer::Durability;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "emberline-agent",
+    version,
+    about = "Emberline edge agent: durable HTTP/MQTT ingest, store and forward to the bridge"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent.
+    Run(Box<RunArgs>),
+    /// Look at the buffer without running the agent (stop it first: one process owns the file).
+    Buffer {
+        #[command(subcommand)]
+        command: BufferCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BufferCommand {
+    /// Depth, size, oldest reading, quarantined and rejected counts.
+    Stats {
+        #[arg(
+            long,
+            env = "EMBERLINE_BUFFER_PATH",
+            default_value = "emberline-buffer.db"
+        )]
+        path: PathBuf,
+    },
+    /// Every buffered envelope as NDJSON on standard output, oldest first.
+    Export {
+        #[arg(
+            long,
+            env = "EMBERLINE_BUFFER_PATH",
+            default_value = "emberline-buffer.db"
+        )]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// This agent's identity: letters, digits, '.', '_', '-' (a node name works).
+    #[arg(long, env = "EMBERLINE_AGENT_ID")]
+    pub agent_id: String,
+    /// HTTP ingest and service endpoints.
+    #[arg(long, env = "EMBERLINE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+    #[arg(
+        long,
+        env = "EMBERLINE_BUFFER_PATH",
+        default_value = "emberline-buffer.db"
+    )]
+    pub buffer_path: PathBuf,
+    /// Most bytes of readings held while the bridge is away; past it ingest answers 503.
+    #[arg(long, env = "EMBERLINE_BUFFER_MAX_BYTES", default_value_t = 1 << 30)]
+    pub buffer_max_bytes: u64,
+    /// `full`: fsync every commit. `normal`: fsync at checkpoints (less flash wear; a power cut
+    /// can lose the last acknowledged readings).
+    #[arg(
+        long,
+        env = "EMBERLINE_BUFFER_DURABILITY",
+        value_enum,
+        default_value = "full"
+    )]
+    pub buffer_durability: Durability,
+    /// Device tokens, one `name token` per line; without it every device is accepted.
+    #[arg(long, env = "EMBERLINE_DEVICE_TOKENS_FILE")]
+    pub device_tokens_file: Option<PathBuf>,
+    #[arg(long, env = "EMBERLINE_MAX_READING_BYTES", default_value_t = 64 * 1024)]
+    pub max_reading_bytes: usize,
+    #[arg(long, env = "EMBERLINE_MAX_BATCH_BYTES", default_value_t = 8 << 20)]
+    pub max_batch_bytes: usize,
+    /// The bridge's base URL.
+    #[arg(
+        long,
+        env = "EMBERLINE_BRIDGE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub bridge_url: String,
+    /// File holding this agent's token for the bridge (or set EMBERLINE_AGENT_TOKEN).
+    #[arg(long, env = "EMBERLINE_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<PathBuf>,
+    #[arg(long, env = "EMBERLINE_FORWARD_MAX_READINGS", default_value_t = 5000)]
+    pub forward_max_readings: usize,
+    #[arg(long, env = "EMBERLINE_FORWARD_MAX_BYTES", default_value_t = 4 << 20)]
+    pub forward_max_bytes: usize,
+    /// Milliseconds to let a batch fill before sending it.
+    #[arg(long, env = "EMBERLINE_FORWARD_LINGER_MS", default_value_t = 100)]
+    pub forward_linger_ms: u64,
+    #[arg(long, env = "EMBERLINE_HEARTBEAT_SECS", default_value_t = 10)]
+    pub heartbeat_secs: u64,
+    /// Seconds to finish in-flight work after SIGTERM before exiting anyway.
+    #[arg(long, env = "EMBERLINE_SHUTDOWN_SECS", default_value_t = 10)]
+    pub shutdown_secs: u64,
+    #[arg(long, env = "EMBERLINE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl RunArgs {
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.forward_linger_ms)
+    }
+}

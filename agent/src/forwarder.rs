@@ -1,0 +1,358 @@
+//! Store and forward: oldest readings first, in batches, to the bridge; deleted only after its
+//! `200`.
+//!
+//! Whether to retry is a pure function of the answer ([`classify`]); the waiting comes from an
+//! exponential backoff with jitter (`backon`), stretched to any `Retry-After` the bridge sends.
+//! Nothing is ever dropped: a batch the bridge refuses as malformed is moved to the buffer's
+//! quarantine table, everything else is retried until it is delivered.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+use emberline_core::AgentId;
+use emberline_core::batch::{self, BATCH_CONTENT_TYPE, Heartbeat};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use secrecy::{ExposeSecret as _, SecretString};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::buffer::{Buffer, Stored};
+use crate::http::BridgeStatus;
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// Base URL of the bridge, e.g. `http://bridge:8081`.
+    pub bridge_url: String,
+    pub agent_id: AgentId,
+    /// This agent's bearer token for the bridge.
+    pub token: Option<SecretString>,
+    pub max_batch_readings: usize,
+    pub max_batch_bytes: usize,
+    /// How long to wait for a batch to fill before sending what there is.
+    pub linger: Duration,
+    pub request_timeout: Duration,
+    pub heartbeat_every: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// What to do after an attempt to deliver a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The bridge has it (Kafka acknowledged every record): delete it.
+    Delivered,
+    /// Try the same batch again, after at least `after` if the bridge said so.
+    Retry { after: Option<Duration> },
+    /// Too large for the bridge: send fewer readings at a time.
+    Split,
+    /// The bridge will never take it: set it aside with the reason.
+    Quarantine { reason: String },
+}
+
+/// Decides from the bridge's answer (`None`: no answer at all) — no clock, no IO.
+pub fn classify(status: Option<StatusCode>, retry_after: Option<Duration>, body: &str) -> Outcome {
+    match status {
+        Some(StatusCode::OK) => Outcome::Delivered,
+        Some(StatusCode::PAYLOAD_TOO_LARGE) => Outcome::Split,
+        Some(status @ (StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY)) => {
+            Outcome::Quarantine {
+                reason: format!(
+                    "bridge answered {status}: {}",
+                    body.chars().take(500).collect::<String>()
+                ),
+            }
+        }
+        // Unauthorised or forbidden is a configuration fault an operator fixes: keep the data
+        // and keep asking (loudly, see the log) rather than drop it.
+        _ => Outcome::Retry { after: retry_after },
+    }
+}
+
+#[derive(Debug)]
+pub struct Forwarder {
+    config: ForwarderConfig,
+    buffer: Buffer,
+    client: reqwest::Client,
+    metrics: Metrics,
+    bridge: Arc<BridgeStatus>,
+}
+
+impl Forwarder {
+    pub fn new(
+        config: ForwarderConfig,
+        buffer: Buffer,
+        metrics: Metrics,
+        bridge: Arc<BridgeStatus>,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .build()?;
+        Ok(Self {
+            config,
+            buffer,
+            client,
+            metrics,
+            bridge,
+        })
+    }
+
+    /// Forwards until `shutdown`; a batch in flight is finished (or abandoned to be resent on the
+    /// next start — the buffer still holds it).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let heartbeat = tokio::spawn(heartbeats(self.heartbeat_context(), shutdown.clone()));
+        let mut limit = self.config.max_batch_readings;
+        while !shutdown.is_cancelled() {
+            let batch = match self.next_batch(limit, &shutdown).await {
+                Some(batch) => batch,
+                None => continue,
+            };
+            match self.deliver(&batch, &shutdown).await {
+                Outcome::Split => limit = (batch.len() / 2).max(1),
+                _ => limit = self.config.max_batch_readings,
+            }
+        }
+        heartbeat.abort();
+    }
+
+    /// Waits (up to the linger time) for a full batch, then returns what there is.
+    async fn next_batch(&self, limit: usize, shutdown: &CancellationToken) -> Option<Vec<Stored>> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let batch = match self.buffer.peek(limit, self.config.max_batch_bytes).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the buffer");
+                    sleep_or_cancel(Duration::from_secs(1), shutdown).await;
+                    return None;
+                }
+            };
+            let lingered = started.elapsed() >= self.config.linger;
+            if batch.len() >= limit || (!batch.is_empty() && lingered) {
+                return Some(batch);
+            }
+            if !sleep_or_cancel(Duration::from_millis(20), shutdown).await {
+                return None;
+            }
+        }
+    }
+
+    /// Sends one batch until it is delivered, split or quarantined.
+    async fn deliver(&self, batch: &[Stored], shutdown: &CancellationToken) -> Outcome {
+        let body = match gzip(&batch::encode(batch.iter().map(|s| s.envelope.as_slice()))) {
+            Ok(body) => body,
+            Err(error) => {
+                return self
+                    .quarantine(batch, format!("cannot compress batch: {error}"))
+                    .await;
+            }
+        };
+        let mut backoff = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.config.min_backoff)
+            .with_max_delay(self.config.max_backoff)
+            .without_max_times()
+            .build();
+        loop {
+            let outcome = self.attempt(body.clone()).await;
+            self.bridge.set(!matches!(outcome, Outcome::Retry { .. }));
+            match outcome {
+                Outcome::Delivered => {
+                    let seqs = batch.iter().map(|s| s.seq).collect();
+                    if let Err(error) = self.buffer.remove(seqs).await {
+                        tracing::error!(%error, "delivered batch not removed from the buffer; it will be sent again");
+                    }
+                    self.metrics.forwarded.inc_by(batch.len() as u64);
+                    self.metrics.batch("delivered");
+                    return Outcome::Delivered;
+                }
+                Outcome::Quarantine { reason } => return self.quarantine(batch, reason).await,
+                Outcome::Split if batch.len() > 1 => return Outcome::Split,
+                Outcome::Split => {
+                    return self
+                        .quarantine(batch, "a single reading is too large for the bridge".into())
+                        .await;
+                }
+                Outcome::Retry { after } => {
+                    self.metrics.batch("retry");
+                    let delay = backoff
+                        .next()
+                        .unwrap_or(self.config.max_backoff)
+                        .max(after.unwrap_or_default());
+                    if !sleep_or_cancel(delay, shutdown).await {
+                        return Outcome::Retry { after: None };
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, body: Vec<u8>) -> Outcome {
+        let mut request = self
+            .client
+            .post(format!("{}/v1/batches", self.config.bridge_url))
+            .header(CONTENT_TYPE, BATCH_CONTENT_TYPE)
+            .header(CONTENT_ENCODING, "gzip")
+            .body(body);
+        if let Some(token) = &self.config.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                let text = response.text().await.unwrap_or_default();
+                if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                    tracing::error!(%status, "the bridge refuses this agent's token; readings stay buffered");
+                } else if status != StatusCode::OK {
+                    tracing::warn!(%status, body = %text.chars().take(200).collect::<String>(), "bridge did not accept the batch");
+                }
+                classify(Some(status), retry_after, &text)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "bridge unreachable; readings stay buffered");
+                classify(None, None, "")
+            }
+        }
+    }
+
+    async fn quarantine(&self, batch: &[Stored], reason: String) -> Outcome {
+        tracing::error!(readings = batch.len(), %reason, "quarantining a batch the bridge refused");
+        let seqs = batch.iter().map(|s| s.seq).collect();
+        if let Err(error) = self.buffer.quarantine(seqs, reason.clone()).await {
+            tracing::error!(%error, "cannot quarantine; the batch stays buffered");
+        }
+        self.metrics.batch("quarantined");
+        Outcome::Quarantine { reason }
+    }
+
+    fn heartbeat_context(&self) -> HeartbeatContext {
+        HeartbeatContext {
+            client: self.client.clone(),
+            buffer: self.buffer.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+struct HeartbeatContext {
+    client: reqwest::Client,
+    buffer: Buffer,
+    config: ForwarderConfig,
+}
+
+/// Tells the bridge, every `heartbeat_every`, how this agent and its buffer are doing.
+async fn heartbeats(context: HeartbeatContext, shutdown: CancellationToken) {
+    loop {
+        if let Ok(stats) = context.buffer.stats().await {
+            let now = OffsetDateTime::now_utc();
+            let heartbeat = Heartbeat {
+                agent_id: context.config.agent_id.clone(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                sent_at: now,
+                buffer_depth: stats.depth,
+                buffer_bytes: stats.bytes,
+                oldest_buffered_age_seconds: stats
+                    .oldest_received_at
+                    .map(|t| (now - t).as_seconds_f64().max(0.0)),
+            };
+            let mut request = context
+                .client
+                .post(format!("{}/v1/heartbeats", context.config.bridge_url))
+                .json(&heartbeat);
+            if let Some(token) = &context.config.token {
+                request = request.bearer_auth(token.expose_secret());
+            }
+            if let Err(error) = request
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+            {
+                tracing::debug!(%error, "heartbeat not delivered");
+            }
+        }
+        if !sleep_or_cancel(context.config.heartbeat_every, &shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Sleeps; `false` if shutdown came first.
+async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds.min(300)))
+}
+
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body)?;
+    encoder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_without_io() {
+        assert_eq!(classify(Some(StatusCode::OK), None, ""), Outcome::Delivered);
+        assert_eq!(
+            classify(Some(StatusCode::PAYLOAD_TOO_LARGE), None, ""),
+            Outcome::Split
+        );
+        assert!(
+            matches!(classify(Some(StatusCode::BAD_REQUEST), None, "line 3"), Outcome::Quarantine { reason } if reason.contains("line 3"))
+        );
+        let later = Some(Duration::from_secs(7));
+        assert_eq!(
+            classify(Some(StatusCode::SERVICE_UNAVAILABLE), later, ""),
+            Outcome::Retry { after: later }
+        );
+        for status in [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+        ] {
+            assert_eq!(
+                classify(Some(status), None, ""),
+                Outcome::Retry { after: None },
+                "{status}"
+            );
+        }
+        assert_eq!(classify(None, None, ""), Outcome::Retry { after: None });
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_capped() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(RETRY_AFTER, "12".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
+        headers.insert(RETRY_AFTER, "999999".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(300)));
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+}

@@ -1,0 +1,138 @@
+//! Wiring: buffer, HTTP, forwarder; one cancellation token; a bounded graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use emberline_core::{AgentId, Limits};
+use secrecy::SecretString;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Tokens;
+use crate::buffer::{Buffer, StoreConfig};
+use crate::config::RunArgs;
+use crate::forwarder::{Forwarder, ForwarderConfig};
+use crate::http::{BridgeStatus, Inner, app};
+use crate::metrics::Metrics;
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let agent_id = AgentId::parse(args.agent_id.clone()).map_err(anyhow::Error::msg)?;
+    if args.forward_max_readings == 0 || args.max_reading_bytes == 0 {
+        bail!("--forward-max-readings and --max-reading-bytes must be at least 1");
+    }
+    let tokens = match &args.device_tokens_file {
+        Some(path) => Some(Arc::new(Tokens::load(path)?)),
+        None => {
+            tracing::warn!("no device tokens configured: every device is accepted");
+            None
+        }
+    };
+    let (buffer, buffer_thread) = Buffer::start(StoreConfig {
+        path: args.buffer_path.clone(),
+        agent_id: agent_id.clone(),
+        max_bytes: args.buffer_max_bytes,
+        durability: args.buffer_durability,
+    })
+    .with_context(|| format!("cannot open the buffer at {}", args.buffer_path.display()))?;
+    let metrics = Metrics::default();
+    let bridge = Arc::new(BridgeStatus::default());
+    let state = Arc::new(Inner {
+        buffer: buffer.clone(),
+        limits: Limits::default(),
+        tokens,
+        registry: metrics.registry(buffer.gauges()),
+        metrics: metrics.clone(),
+        bridge: bridge.clone(),
+        max_reading_bytes: args.max_reading_bytes,
+        max_batch_bytes: args.max_batch_bytes,
+        max_buffer_bytes: args.buffer_max_bytes,
+    });
+    let forwarder = Forwarder::new(
+        forwarder_config(&args, agent_id)?,
+        buffer.clone(),
+        metrics,
+        bridge,
+    )?;
+
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http_listen))?;
+    tracing::info!(http = %args.http_listen, buffer = %args.buffer_path.display(), bridge = %args.bridge_url, "agent running");
+    let mut tasks = tokio::task::JoinSet::new();
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let server = axum::serve(listener, app(state))
+            .with_graceful_shutdown(http_shutdown.cancelled_owned());
+        if let Err(error) = server.await {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    });
+    tasks.spawn(forwarder.run(shutdown.clone()));
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: no new readings; finishing what is in flight");
+    shutdown.cancel();
+    let drained = tokio::time::timeout(Duration::from_secs(args.shutdown_secs), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "shutdown deadline passed; exiting with work in flight (buffered readings are safe)"
+        );
+    }
+    drop(buffer);
+    // Every handle is gone once the tasks end; the buffer thread then finishes its queue.
+    if drained.is_ok() {
+        let _ = tokio::task::spawn_blocking(move || buffer_thread.join()).await;
+    }
+    Ok(())
+}
+
+fn forwarder_config(args: &RunArgs, agent_id: AgentId) -> Result<ForwarderConfig> {
+    let token = match (
+        &args.agent_token_file,
+        std::env::var("EMBERLINE_AGENT_TOKEN"),
+    ) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(SecretString::from(text.trim().to_owned()))
+        }
+        (None, Ok(token)) => Some(SecretString::from(token)),
+        (None, Err(_)) => None,
+    };
+    Ok(ForwarderConfig {
+        bridge_url: args.bridge_url.trim_end_matches('/').to_owned(),
+        agent_id,
+        token,
+        max_batch_readings: args.forward_max_readings,
+        max_batch_bytes: args.forward_max_bytes,
+        linger: args.linger(),
+        request_timeout: Duration::from_secs(30),
+        heartbeat_every: Duration::from_secs(args.heartbeat_secs.max(1)),
+        min_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(30),
+    })
+}
+
+/// SIGTERM or Ctrl-C; a second one exits at once.
+async fn wait_for_signal() -> Result<()> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    tokio::spawn(async move {
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { if let Some(t) = terminate.as_mut() { t.recv().await; } } => {}
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    Ok(())
+}
