@@ -15,4 +15,5 @@ pub mod config;
 pub mod forwarder;
 pub mod http;
 pub mod metrics;
+pub mod mqtt;
 pub mod run;

@@ -15,6 +15,7 @@ use crate::config::RunArgs;
 use crate::forwarder::{Forwarder, ForwarderConfig};
 use crate::http::{BridgeStatus, Inner, app};
 use crate::metrics::Metrics;
+use crate::mqtt::{MqttConfig, MqttContext};
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let agent_id = AgentId::parse(args.agent_id.clone()).map_err(anyhow::Error::msg)?;
@@ -48,6 +49,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
         max_batch_bytes: args.max_batch_bytes,
         max_buffer_bytes: args.buffer_max_bytes,
     });
+    let mqtt = MqttContext {
+        buffer: buffer.clone(),
+        limits: state.limits.clone(),
+        tokens: state.tokens.clone(),
+        metrics: metrics.clone(),
+        config: MqttConfig {
+            max_packet_bytes: args.mqtt_max_packet_bytes,
+            max_inflight: args.mqtt_max_inflight.max(1),
+            connect_timeout: Duration::from_secs(10),
+        },
+    };
     let forwarder = Forwarder::new(
         forwarder_config(&args, agent_id)?,
         buffer.clone(),
@@ -70,6 +82,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     });
     tasks.spawn(forwarder.run(shutdown.clone()));
+    if !args.no_mqtt {
+        let listener = tokio::net::TcpListener::bind(args.mqtt_listen)
+            .await
+            .with_context(|| format!("cannot listen for MQTT on {}", args.mqtt_listen))?;
+        tracing::info!(mqtt = %args.mqtt_listen, "MQTT ingest listening");
+        tasks.spawn(crate::mqtt::serve(listener, mqtt, shutdown.clone()));
+    }
 
     wait_for_signal().await?;
     tracing::info!("shutting down: no new readings; finishing what is in flight");

@@ -1,0 +1,317 @@
+//! The MQTT ingest listener against clients not written here — rumqttc, `mosquitto_pub`
+//! (Debian) and paho-mqtt (PyPI) — and against hostile input. A PUBACK means the reading is in
+//! the buffer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use emberline_agent::auth::Tokens;
+use emberline_agent::buffer::{Buffer, Durability, StoreConfig};
+use emberline_agent::metrics::Metrics;
+use emberline_agent::mqtt::{MqttConfig, MqttContext, serve};
+use emberline_core::{AgentId, Envelope, Limits, Protocol};
+use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_util::sync::CancellationToken;
+
+struct Listener {
+    address: SocketAddr,
+    buffer: Buffer,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn listener(tokens: Option<&str>, max_buffer_bytes: u64) -> Listener {
+    emberline_testkit::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let (buffer, _thread) = Buffer::start(StoreConfig {
+        path: dir.path().join("buffer.db"),
+        agent_id: AgentId::parse("edge-1").unwrap(),
+        max_bytes: max_buffer_bytes,
+        durability: Durability::Full,
+    })
+    .unwrap();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    let context = MqttContext {
+        buffer: buffer.clone(),
+        limits: Limits::default(),
+        tokens: tokens.map(|t| Arc::new(Tokens::parse(t).unwrap())),
+        metrics: Metrics::default(),
+        config: MqttConfig {
+            max_packet_bytes: 4096,
+            max_inflight: 50,
+            connect_timeout: Duration::from_secs(5),
+        },
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve(socket, context, shutdown.clone()));
+    Listener {
+        address,
+        buffer,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+fn payload(source: &str, n: u32) -> String {
+    format!(
+        r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":34.05,"longitude":-118.25,"temperature":{},"humidity":12,
+        "wind_speed":18.4,"wind_direction":270,"vegetation_density":0.82,"air_quality_index":160,"source_name":"{source}","seq":{n}}}"#,
+        20 + n % 10
+    )
+}
+
+async fn buffered(listener: &Listener) -> Vec<Envelope> {
+    let stored = listener.buffer.peek(100_000, usize::MAX).await.unwrap();
+    stored
+        .iter()
+        .map(|s| Envelope::from_slice(&s.envelope).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rumqttc_qos1_publishes_are_acknowledged_after_the_commit() {
+    let listener = listener(None, u64::MAX).await;
+    let options = MqttOptions::new("dev-1", "127.0.0.1", listener.address.port());
+    let (client, mut events) = AsyncClient::new(options, 200);
+    for n in 0..100 {
+        client
+            .publish(
+                "sensors/dev-1/readings",
+                QoS::AtLeastOnce,
+                false,
+                payload("dev-1", n),
+            )
+            .await
+            .unwrap();
+    }
+    let mut acks = 0;
+    while acks < 100 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.poll())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Event::Incoming(rumqttc::Incoming::PubAck(_)) = event {
+            acks += 1;
+            // Every reading acknowledged so far is already in the buffer.
+            assert!(buffered(&listener).await.len() >= acks);
+        }
+    }
+    let stored = buffered(&listener).await;
+    assert_eq!(stored.len(), 100);
+    assert!(stored.iter().all(|e| e.protocol == Protocol::Mqtt));
+    let temperatures: Vec<f64> = stored
+        .iter()
+        .map(|e| e.reading.measurements().temperature)
+        .collect();
+    let expected: Vec<f64> = (0..100).map(|n| f64::from(20 + n % 10)).collect();
+    assert_eq!(temperatures, expected, "per-sensor order kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_pub_and_paho_mqtt_are_served_with_credentials() {
+    let listener = listener(Some("dev-2 s3cret\n"), u64::MAX).await;
+    let port = listener.address.port().to_string();
+    let mosquitto = |extra: &[&str]| {
+        Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-q",
+                "1",
+                "-i",
+                "dev-2",
+                "-t",
+                "sensors/dev-2/readings",
+            ])
+            .args(["-m", &payload("dev-2", 1)])
+            .args(extra)
+            .output()
+            .expect("mosquitto_pub (Debian mosquitto-clients) must be installed")
+    };
+    assert!(
+        !mosquitto(&[]).status.success(),
+        "no credentials must be refused"
+    );
+    assert!(!mosquitto(&["-u", "dev-2", "-P", "wrong"]).status.success());
+    let ok = mosquitto(&["-u", "dev-2", "-P", "s3cret"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let script = format!(
+        r#"
+import sys, paho.mqtt.client as mqtt
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dev-2-paho")
+c.username_pw_set("dev-2", "s3cret")
+c.connect("127.0.0.1", {port})
+c.loop_start()
+info = c.publish("sensors/dev-2/readings", sys.argv[1], qos=1)
+info.wait_for_publish(timeout=10)
+c.loop_stop()
+sys.exit(0 if info.is_published() else 1)
+"#
+    );
+    let paho = Command::new("python3")
+        .args(["-c", &script, &payload("dev-2", 2)])
+        .output()
+        .unwrap();
+    assert!(
+        paho.status.success(),
+        "paho-mqtt: {}",
+        String::from_utf8_lossy(&paho.stderr)
+    );
+    let ids: Vec<String> = buffered(&listener)
+        .await
+        .iter()
+        .map(|e| e.reading_id.to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(
+        ids[0].starts_with("d:dev-2:1:") && ids[1].starts_with("d:dev-2:2:"),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_payloads_are_acknowledged_and_kept_as_rejected() {
+    let listener = listener(None, u64::MAX).await;
+    let port = listener.address.port().to_string();
+    for (topic, message) in [
+        ("sensors/dev-3/readings", "{not json".to_owned()),
+        (
+            "sensors/dev-3/readings",
+            payload("dev-3", 1).replace("\"humidity\":12", "\"humidity\":140"),
+        ),
+        ("sensors/other/readings", payload("dev-3", 2)),
+        ("elsewhere", payload("dev-3", 3)),
+    ] {
+        let output = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-m",
+                &message,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{topic}: acknowledged even though invalid"
+        );
+    }
+    let stats = listener.buffer.stats().await.unwrap();
+    assert_eq!(
+        (stats.depth, stats.rejected),
+        (0, 4),
+        "nothing invalid stored, every one kept as rejected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_packets_garbage_and_silence_close_the_connection() {
+    let listener = listener(None, u64::MAX).await;
+    // Garbage on the MQTT port.
+    let mut garbage = tokio::net::TcpStream::connect(listener.address)
+        .await
+        .unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), garbage.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok(), "garbage must close the connection");
+
+    // A publish larger than the 4 KiB limit.
+    let options = MqttOptions::new("dev-4", "127.0.0.1", listener.address.port());
+    let (client, mut events) = AsyncClient::new(options, 10);
+    let huge = payload("dev-4", 1).replace(
+        "\"seq\"",
+        &format!("\"pad\":\"{}\",\"seq\"", "x".repeat(8000)),
+    );
+    client
+        .publish("sensors/dev-4/readings", QoS::AtLeastOnce, false, huge)
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(closed) = next_outcome(&mut events).await {
+                return closed;
+            }
+        }
+    })
+    .await
+    .expect("the oversized publish must end the connection");
+    assert!(closed, "connection must be closed without a PUBACK");
+    assert!(buffered(&listener).await.is_empty());
+
+    // A client that connects and never sends CONNECT is dropped after the connect timeout.
+    let mut silent = tokio::net::TcpStream::connect(listener.address)
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok(), "slow-loris client must be disconnected");
+}
+
+/// Polls the client once: `Some(true)` when the connection broke, `Some(false)` on a PUBACK.
+async fn next_outcome(events: &mut rumqttc::EventLoop) -> Option<bool> {
+    match events.poll().await {
+        Err(_) => Some(true),
+        Ok(Event::Incoming(rumqttc::Incoming::PubAck(_))) => Some(false),
+        Ok(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_refuses_the_publish_without_puback() {
+    let listener = listener(None, 600).await;
+    let port = listener.address.port().to_string();
+    let publish = |n: u32| {
+        Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-q",
+                "1",
+                "-t",
+                "sensors/dev-5/readings",
+                "-m",
+                &payload("dev-5", n),
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(publish(1), "the first reading fits");
+    assert!(!publish(2), "no PUBACK when full");
+    assert_eq!(
+        buffered(&listener).await.len(),
+        1,
+        "the acknowledged reading is kept"
+    );
+}
