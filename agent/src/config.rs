@@ -90,6 +90,16 @@ pub struct RunArgs {
     /// MQTT ingest listener (publish-only, MQTT 3.1.1).
     #[arg(long, env = "EMBERLINE_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
     pub mqtt_listen: SocketAddr,
+    /// The local alert bus (embedded MQTT broker for sirens, cameras, laptops on the node).
+    #[arg(
+        long,
+        env = "EMBERLINE_ALERTS_LISTEN",
+        default_value = "127.0.0.1:1884"
+    )]
+    pub alerts_listen: SocketAddr,
+    /// Run without the local alert bus.
+    #[arg(long, env = "EMBERLINE_NO_ALERTS")]
+    pub no_alerts: bool,
     /// Run without the MQTT ingest listener.
     #[arg(long, env = "EMBERLINE_NO_MQTT")]
     pub no_mqtt: bool,

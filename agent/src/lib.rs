@@ -9,6 +9,7 @@
 //! - A reading leaves the buffer only when the bridge has answered `200` for it (Kafka has it),
 //!   or, refused by the bridge as malformed, into the buffer's quarantine table.
 
+pub mod alerts;
 pub mod auth;
 pub mod buffer;
 pub mod config;

@@ -38,6 +38,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     .with_context(|| format!("cannot open the buffer at {}", args.buffer_path.display()))?;
     let metrics = Metrics::default();
     let bridge = Arc::new(BridgeStatus::default());
+    let alerts = if args.no_alerts {
+        None
+    } else {
+        tracing::info!(listen = %args.alerts_listen, "local alert bus");
+        Some(crate::alerts::Alerts::start(args.alerts_listen)?)
+    };
     let state = Arc::new(Inner {
         buffer: buffer.clone(),
         limits: Limits::default(),
@@ -45,6 +51,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         registry: metrics.registry(buffer.gauges()),
         metrics: metrics.clone(),
         bridge: bridge.clone(),
+        alerts: alerts.clone(),
         max_reading_bytes: args.max_reading_bytes,
         max_batch_bytes: args.max_batch_bytes,
         max_buffer_bytes: args.buffer_max_bytes,
@@ -54,6 +61,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         limits: state.limits.clone(),
         tokens: state.tokens.clone(),
         metrics: metrics.clone(),
+        alerts,
         config: MqttConfig {
             max_packet_bytes: args.mqtt_max_packet_bytes,
             max_inflight: args.mqtt_max_inflight.max(1),

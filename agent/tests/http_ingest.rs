@@ -38,6 +38,7 @@ fn agent(tokens: Option<&str>, max_buffer_bytes: u64) -> Agent {
         metrics,
         registry,
         bridge: Arc::new(BridgeStatus::default()),
+        alerts: None,
         max_reading_bytes: 16 * 1024,
         max_batch_bytes: 1024 * 1024,
         max_buffer_bytes,

@@ -48,6 +48,7 @@ async fn listener(tokens: Option<&str>, max_buffer_bytes: u64) -> Listener {
         limits: Limits::default(),
         tokens: tokens.map(|t| Arc::new(Tokens::parse(t).unwrap())),
         metrics: Metrics::default(),
+        alerts: None,
         config: MqttConfig {
             max_packet_bytes: 4096,
             max_inflight: 50,

@@ -192,6 +192,8 @@ fn commit_group(store: &mut Store, group: Vec<(Vec<Incoming>, Reply)>, gauges: &
     match store.append(&requests) {
         Ok(answers) => {
             gauges.commits.inc();
+            // Before the replies: whoever hears "committed" must see the gauges agree.
+            set_gauges(gauges, store);
             for (answer, reply) in answers.into_iter().zip(replies) {
                 let _ = reply.send(answer.map_err(|Full| BufferError::Full));
             }
@@ -212,10 +214,13 @@ fn serve(store: &mut Store, command: Command, gauges: &Gauges) {
             let _ = reply.send(store.peek(count, bytes).map_err(Into::into));
         }
         Command::Remove(seqs, reply) => {
-            let _ = reply.send(store.remove(&seqs).map_err(Into::into));
+            let result = store.remove(&seqs);
+            set_gauges(gauges, store);
+            let _ = reply.send(result.map_err(Into::into));
         }
         Command::Quarantine(seqs, reason, reply) => {
             let result = store.quarantine(&seqs, &reason, OffsetDateTime::now_utc());
+            set_gauges(gauges, store);
             let _ = reply.send(result.map_err(Into::into));
         }
         Command::Reject(r, reply) => {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
+use crate::alerts::{prepare_all, publish_all};
 use crate::buffer::{BufferError, Incoming};
 
 const JSON: &str = "application/json";
@@ -125,9 +126,12 @@ async fn append(
     incoming: Vec<Incoming>,
 ) -> Result<Vec<crate::buffer::Accepted>, ApiError> {
     let n = incoming.len() as u64;
+    let alerts = prepare_all(state.alerts.as_ref(), incoming.iter().map(|i| &i.reading));
     match state.buffer.append(incoming).await {
         Ok(accepted) => {
             state.metrics.reading("http", "accepted", n);
+            let ids: Vec<_> = accepted.iter().map(|a| a.reading_id.clone()).collect();
+            publish_all(state.alerts.as_ref(), alerts, &ids);
             Ok(accepted)
         }
         Err(BufferError::Full) => {

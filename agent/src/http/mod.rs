@@ -46,6 +46,8 @@ pub struct Inner {
     pub metrics: Metrics,
     pub registry: Registry,
     pub bridge: Arc<BridgeStatus>,
+    /// The local alert bus, when enabled.
+    pub alerts: Option<crate::alerts::Alerts>,
     /// Largest `POST /ingest` body.
     pub max_reading_bytes: usize,
     /// Largest `POST /v1/readings` body.

@@ -48,6 +48,8 @@ pub struct MqttContext {
     pub tokens: Option<Arc<Tokens>>,
     pub metrics: Metrics,
     pub config: MqttConfig,
+    /// The local alert bus, when enabled.
+    pub alerts: Option<crate::alerts::Alerts>,
 }
 
 /// Accepts connections until `shutdown`.
@@ -199,8 +201,14 @@ impl<'a> Connection<'a> {
     async fn commit(&mut self, incoming: Vec<Incoming>, acks: Vec<u16>) -> Result<(), String> {
         let n = incoming.len() as u64;
         if n > 0 {
+            let alerts = self.context.alerts.as_ref();
+            let pending = crate::alerts::prepare_all(alerts, incoming.iter().map(|i| &i.reading));
             match self.context.buffer.append(incoming).await {
-                Ok(_) => self.context.metrics.reading("mqtt", "accepted", n),
+                Ok(accepted) => {
+                    self.context.metrics.reading("mqtt", "accepted", n);
+                    let ids: Vec<_> = accepted.into_iter().map(|a| a.reading_id).collect();
+                    crate::alerts::publish_all(alerts, pending, &ids);
+                }
                 Err(BufferError::Full) => {
                     self.context.metrics.reading("mqtt", "full", n);
                     return Err("buffer full: closing without PUBACK so the client retries".into());
