@@ -1,0 +1,110 @@
+//! What the HTTP API answers when it does not say 200: a status and
+//! `{"error": code, "message": ...}` (plus `"line"` when one line of a batch is at fault).
+//! Client mistakes get a precise message; server faults a generic one and a log line.
+
+use axum::Json;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::kafka::ProduceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
+    #[error("{0}")]
+    AgentMismatch(String),
+    #[error("{message}")]
+    Malformed {
+        message: String,
+        line: Option<usize>,
+    },
+    #[error("the body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    #[error("the bridge holds as many bytes as it may (limit {limit}); retry later")]
+    Overloaded { limit: usize, retry_after: u32 },
+    #[error("Kafka did not acknowledge every record in time; retry later")]
+    Unavailable {
+        cause: ProduceError,
+        retry_after: u32,
+    },
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A stable code for clients and the `reason` label of the rejections metric.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::AgentMismatch(_) => "agent_mismatch",
+            Self::Malformed { .. } => "malformed",
+            Self::TooLarge { .. } => "too_large",
+            Self::UnsupportedMedia(_) => "unsupported_media_type",
+            Self::Overloaded { .. } => "overloaded",
+            Self::Unavailable { .. } => "kafka_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::AgentMismatch(_) => StatusCode::FORBIDDEN,
+            Self::Malformed { .. } => StatusCode::BAD_REQUEST,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Overloaded { .. } | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::Malformed {
+            message: message.into(),
+            line: None,
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            Self::Unavailable { cause, .. } => {
+                tracing::warn!(error = %cause, "batch not acknowledged by Kafka; answering 503");
+            }
+            Self::Internal(cause) => tracing::error!(error = %cause, "internal error"),
+            Self::Overloaded { limit, .. } => {
+                tracing::warn!(limit, "in-flight bytes limit reached; answering 503");
+            }
+            other => tracing::info!(code = other.code(), error = %other, "request refused"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        if let Self::Malformed {
+            line: Some(line), ..
+        } = &self
+        {
+            body["line"] = json!(line);
+        }
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Overloaded { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        response
+    }
+}
