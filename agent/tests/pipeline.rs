@@ -1,0 +1,449 @@
+//! The agent and the bridge as processes, a real Tansu broker behind them: what a device was
+//! told "yes" for reaches `raw-data` — across a `kill -9` of the agent, a bridge that is away
+//! for a while, and a broker that goes down. Needs the workspace's binaries built
+//! (`cargo build --workspace`, as `scripts/test` does).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use emberline_core::{Envelope, Protocol};
+use emberline_testkit::{
+    TestBroker, create_topic, free_port, shared_broker, unique_name, wait_until,
+};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message};
+
+/// A child process killed when dropped.
+struct Proc {
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A binary of this workspace, next to the test executable's `deps/` folder.
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(Path::parent).unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+fn spawn(command: &mut Command) -> Proc {
+    let quiet = std::env::var_os("TEST_LOG").is_none();
+    if quiet {
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    Proc {
+        child: Some(command.spawn().unwrap()),
+    }
+}
+
+struct Topics {
+    raw: String,
+    status: String,
+}
+
+async fn topics(bootstrap: &str) -> Topics {
+    Topics {
+        raw: create_topic(bootstrap, &unique_name("raw-data"), 3).await,
+        status: create_topic(bootstrap, &unique_name("agent-status"), 1).await,
+    }
+}
+
+fn bridge(bootstrap: &str, topics: &Topics, port: u16) -> Proc {
+    spawn(
+        Command::new(binary("emberline-bridge"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--brokers",
+                bootstrap,
+            ])
+            .args(["--raw-topic", &topics.raw, "--status-topic", &topics.status])
+            .args(["--produce-timeout", "3s"]),
+    )
+}
+
+struct AgentPorts {
+    http: u16,
+    mqtt: u16,
+    alerts: u16,
+}
+
+fn agent_ports() -> AgentPorts {
+    AgentPorts {
+        http: free_port().unwrap(),
+        mqtt: free_port().unwrap(),
+        alerts: free_port().unwrap(),
+    }
+}
+
+fn agent(dir: &Path, ports: &AgentPorts, bridge_port: u16) -> Proc {
+    spawn(
+        Command::new(binary("emberline-agent"))
+            .args(["run", "--agent-id", "edge-e2e"])
+            .args(["--http-listen", &format!("127.0.0.1:{}", ports.http)])
+            .args(["--mqtt-listen", &format!("127.0.0.1:{}", ports.mqtt)])
+            .args(["--alerts-listen", &format!("127.0.0.1:{}", ports.alerts)])
+            .arg("--buffer-path")
+            .arg(dir.join("buffer.db"))
+            .args(["--bridge-url", &format!("http://127.0.0.1:{bridge_port}")])
+            .args(["--forward-linger-ms", "20", "--heartbeat-secs", "1"]),
+    )
+}
+
+async fn wait_healthy(port: u16, what: &str) {
+    let client = reqwest::Client::new();
+    wait_until(
+        what,
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            let request = client
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send();
+            async move {
+                request
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+}
+
+fn reading(source: &str, seq: u64) -> String {
+    format!(
+        r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":34.05,"longitude":-118.25,"temperature":{},
+        "humidity":12,"wind_speed":18.4,"wind_direction":270,"vegetation_density":0.82,
+        "air_quality_index":160,"source_name":"{source}","seq":{seq}}}"#,
+        20 + seq % 20
+    )
+}
+
+/// Posts one reading; the reading id when the agent said 202.
+async fn post(client: &reqwest::Client, port: u16, body: String) -> Option<String> {
+    let response = client
+        .post(format!("http://127.0.0.1:{port}/ingest"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    if response.status() != reqwest::StatusCode::ACCEPTED {
+        return None;
+    }
+    let body: serde_json::Value = response.json().await.ok()?;
+    body["reading_id"].as_str().map(str::to_owned)
+}
+
+/// Reads `topic` from the start until every id in `expected` has been seen (or panics after
+/// `within`); returns every envelope read, in partition order, with its key.
+async fn read_until(
+    bootstrap: &str,
+    topic: &str,
+    expected: &BTreeSet<String>,
+    within: Duration,
+) -> Vec<(String, Envelope)> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_name("e2e-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let started = Instant::now();
+    let mut records = Vec::new();
+    let mut seen = BTreeSet::new();
+    while !expected.is_subset(&seen) {
+        assert!(
+            started.elapsed() < within,
+            "after {within:?}: {} of {} acknowledged readings in {topic}",
+            expected.intersection(&seen).count(),
+            expected.len()
+        );
+        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await
+        else {
+            continue;
+        };
+        let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+        let envelope = Envelope::from_slice(message.payload().unwrap()).unwrap();
+        seen.insert(envelope.reading_id.to_string());
+        records.push((key, envelope));
+    }
+    std::thread::spawn(move || drop(consumer));
+    records
+}
+
+/// Keys are source names, and within a key the device's `seq` never goes backwards except on a
+/// redelivery of a reading already seen.
+fn assert_keys_and_order(records: &[(String, Envelope)]) {
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    let mut seen = BTreeSet::new();
+    for (key, envelope) in records {
+        assert_eq!(key, envelope.reading.source_name());
+        let seq = envelope.reading.seq().unwrap();
+        let first_time = seen.insert(envelope.reading_id.to_string());
+        if let Some(previous) = last.insert(key, seq) {
+            assert!(
+                seq > previous || !first_time,
+                "{key}: seq {seq} after {previous}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_and_mqtt_readings_reach_raw_data_in_order_with_their_keys() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let topics = topics(bootstrap).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge_port = free_port().unwrap();
+    let _bridge = bridge(bootstrap, &topics, bridge_port);
+    let ports = agent_ports();
+    let _agent = agent(dir.path(), &ports, bridge_port);
+    wait_healthy(bridge_port, "bridge").await;
+    wait_healthy(ports.http, "agent").await;
+
+    let client = reqwest::Client::new();
+    let mut acknowledged = BTreeSet::new();
+    for seq in 1..=60 {
+        let id = post(
+            &client,
+            ports.http,
+            reading(&format!("http-{}", seq % 3), seq),
+        )
+        .await
+        .expect("202");
+        acknowledged.insert(id);
+    }
+    for seq in 1..=20 {
+        let output = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &ports.mqtt.to_string(),
+                "-q",
+                "1",
+                "-t",
+                "sensors/mqtt-1/readings",
+            ])
+            .args(["-m", &reading("mqtt-1", seq)])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "PUBACK for {seq}");
+        // A device seq makes the id known in advance: d:{source}:{seq}:{timestamp in ns}.
+        acknowledged.insert(format!("d:mqtt-1:{seq}:1748109791000000000"));
+    }
+    let records = read_until(
+        bootstrap,
+        &topics.raw,
+        &acknowledged,
+        Duration::from_secs(60),
+    )
+    .await;
+    let mqtt: BTreeSet<String> = records
+        .iter()
+        .filter(|(_, e)| e.protocol == Protocol::Mqtt)
+        .map(|(_, e)| e.reading_id.to_string())
+        .collect();
+    assert_eq!(mqtt.len(), 20);
+    assert_keys_and_order(&records);
+    assert!(
+        records
+            .iter()
+            .all(|(_, e)| e.agent_id.as_str() == "edge-e2e")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_202_survives_a_kill_9_of_the_agent_under_load() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let topics = topics(bootstrap).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge_port = free_port().unwrap();
+    let _bridge = bridge(bootstrap, &topics, bridge_port);
+    let ports = agent_ports();
+    let mut agent_proc = agent(dir.path(), &ports, bridge_port);
+    wait_healthy(bridge_port, "bridge").await;
+    wait_healthy(ports.http, "agent").await;
+
+    // Four devices post as fast as the agent answers; the agent is killed mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let loaders: Vec<_> = (0..4)
+        .map(|device| {
+            let port = ports.http;
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut acknowledged = Vec::new();
+                for seq in 1..=100_000u64 {
+                    if Instant::now() > deadline {
+                        break;
+                    }
+                    if let Some(id) =
+                        post(&client, port, reading(&format!("load-{device}"), seq)).await
+                    {
+                        acknowledged.push(id);
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    agent_proc.kill9();
+    let mut acknowledged = BTreeSet::new();
+    for loader in loaders {
+        acknowledged.extend(loader.await.unwrap());
+    }
+    println!(
+        "{} readings acknowledged before and around the kill",
+        acknowledged.len()
+    );
+    assert!(acknowledged.len() > 10, "the load did not get going");
+
+    let _agent = agent(dir.path(), &ports, bridge_port);
+    let records = read_until(
+        bootstrap,
+        &topics.raw,
+        &acknowledged,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_keys_and_order(&records);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_buffers_while_the_bridge_is_away_and_drains_when_it_returns() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let topics = topics(bootstrap).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge_port = free_port().unwrap();
+    let ports = agent_ports();
+    let _agent = agent(dir.path(), &ports, bridge_port);
+    wait_healthy(ports.http, "agent").await;
+
+    let client = reqwest::Client::new();
+    let mut acknowledged = BTreeSet::new();
+    for seq in 1..=50 {
+        acknowledged.insert(
+            post(&client, ports.http, reading("away-1", seq))
+                .await
+                .expect("202 while the bridge is away"),
+        );
+    }
+    let ready: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{}/readyz", ports.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "buffering: bridge unreachable", "{ready}");
+    assert_eq!(ready["buffer_readings"], 50);
+
+    let _bridge = bridge(bootstrap, &topics, bridge_port);
+    let records = read_until(
+        bootstrap,
+        &topics.raw,
+        &acknowledged,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_keys_and_order(&records);
+    wait_until(
+        "the buffer to drain",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let request = client
+                .get(format!("http://127.0.0.1:{}/readyz", ports.http))
+                .send();
+            async move {
+                let ready: serde_json::Value = request.await.ok()?.json().await.ok()?;
+                (ready["buffer_readings"] == 0 && ready["status"] == "ready").then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_is_answered_503_and_nothing_is_lost() {
+    let mut broker = tokio::task::block_in_place(TestBroker::start);
+    let bootstrap = broker.bootstrap();
+    let topics = topics(&bootstrap).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bridge_port = free_port().unwrap();
+    let _bridge = bridge(&bootstrap, &topics, bridge_port);
+    let ports = agent_ports();
+    let _agent = agent(dir.path(), &ports, bridge_port);
+    wait_healthy(bridge_port, "bridge").await;
+    wait_healthy(ports.http, "agent").await;
+    let client = reqwest::Client::new();
+    let mut acknowledged = BTreeSet::new();
+    for seq in 1..=20 {
+        acknowledged.insert(
+            post(&client, ports.http, reading("outage-1", seq))
+                .await
+                .expect("202"),
+        );
+    }
+    tokio::task::block_in_place(|| broker.kill9());
+    for seq in 21..=60 {
+        acknowledged.insert(
+            post(&client, ports.http, reading("outage-1", seq))
+                .await
+                .expect("202 while the broker is down"),
+        );
+    }
+    // The bridge cannot get Kafka's acknowledgement: it says 503 and the agent keeps buffering.
+    let envelope = format!(
+        r#"{{"v":1,"reading_id":"a:probe:1","agent_id":"probe","received_at":"2025-05-24T18:03:12Z","protocol":"http","reading":{}}}"#,
+        reading("probe", 1)
+    );
+    let answer = client
+        .post(format!("http://127.0.0.1:{bridge_port}/v1/batches"))
+        .header("content-type", "application/x-ndjson")
+        .body(envelope.replace('\n', " "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers().contains_key("retry-after"));
+    tokio::task::block_in_place(|| broker.restart());
+    let records = read_until(
+        &bootstrap,
+        &topics.raw,
+        &acknowledged,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_keys_and_order(&records);
+}
