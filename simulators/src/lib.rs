@@ -1,0 +1,1 @@
+//! Simulated sensors and load generators (issue 6 completes them).

@@ -1,0 +1,2 @@
+//! `emberline-sim`.
+fn main() {}
