@@ -84,7 +84,7 @@ async fn main() -> Result<()> {
         Command::Check { target } => check(&target).await,
         Command::Topics { brokers, prefix } => {
             topics::ensure(&brokers, &topics::standard(&prefix)).await?;
-            print_topics(&brokers)
+            print_topics(&brokers).map(drop)
         }
     }
 }
@@ -128,7 +128,18 @@ async fn up(args: UpArgs) -> Result<()> {
 }
 
 async fn check(target: &Target) -> Result<()> {
-    print_topics(&target.brokers)?;
+    let found = print_topics(&target.brokers)?;
+    for (name, partitions) in emberline_stack::STANDARD_TOPICS {
+        match found.iter().find(|(topic, _)| topic == name) {
+            None => bail!("topic {name} is missing; create it with `emberline-stack topics`"),
+            Some((_, n)) if *n < partitions as usize => {
+                bail!(
+                    "topic {name} has {n} partitions, fewer than the {partitions} Emberline expects"
+                )
+            }
+            Some(_) => {}
+        }
+    }
     match postgres::check(&target.database_url).await {
         Ok(version) => println!("postgresql: ok ({version})"),
         Err(error) => bail!(
@@ -139,15 +150,16 @@ async fn check(target: &Target) -> Result<()> {
     Ok(())
 }
 
-fn print_topics(brokers: &str) -> Result<()> {
+/// Prints and returns the broker's topics with their partition counts.
+fn print_topics(brokers: &str) -> Result<Vec<(String, usize)>> {
     let topics = topics::describe(brokers, Duration::from_secs(5))
         .with_context(|| format!("broker at {brokers} does not answer"))?;
     println!("broker {brokers}: ok, {} topics", topics.len());
-    for (name, partitions) in topics {
-        let plural = if partitions == 1 { "" } else { "s" };
+    for (name, partitions) in &topics {
+        let plural = if *partitions == 1 { "" } else { "s" };
         println!("  {name:<24} {partitions} partition{plural}");
     }
-    Ok(())
+    Ok(topics)
 }
 
 /// Hides a password in a connection URL before it is printed.

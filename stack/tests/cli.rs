@@ -95,3 +95,21 @@ fn a_bad_database_url_is_reported_without_its_password() {
     assert!(all.contains("emberline:***@127.0.0.1:1"), "{all}");
     assert!(!all.contains("s3cret"), "{all}");
 }
+
+#[test]
+fn check_fails_when_emberline_topics_are_missing() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let config = emberline_stack::BrokerConfig::new(data.path(), port).unwrap();
+    let _broker = emberline_stack::Broker::start(config).unwrap();
+    let output = stack()
+        .args(["check", "--brokers", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a broker without the topics is not a healthy stack"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is missing"), "{stderr}");
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Agent ingest benchmarks (issue 3): prints figures and writes them to docs/benchmarks.md.
+
+Run through scripts/bench-ingest, which builds the release binaries first. Side by side in one
+run: a bare axum handler that only parses and answers 202 (the machine's HTTP ceiling) and the
+agent's durable /ingest; then batched ingest, the agent's memory idle and at 5,000 readings/s,
+and its stripped binary size. Load comes from oha on the same machine, over loopback only.
+"""
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+TARGET = os.environ["CARGO_TARGET_DIR"] + "/release"
+DURATION = os.environ.get("BENCH_SECONDS", "10")
+CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "50")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reading(i, source="bench"):
+    return {
+        "timestamp": "2025-05-24T18:03:11.123456Z", "latitude": 34.05, "longitude": -118.25,
+        "temperature": 20 + i % 20, "humidity": 12, "wind_speed": 18.4, "wind_direction": 270.0,
+        "vegetation_density": 0.82, "air_quality_index": 160.0, "source_name": f"{source}-{i % 50}",
+    }
+
+
+def wait_port(port, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listening on {port}")
+
+
+def oha(url, body_file, content_type, seconds=DURATION, rate=None):
+    command = ["oha", "-z", f"{seconds}s", "-c", CONNECTIONS, "-m", "POST", "-H", f"content-type: {content_type}",
+               "-D", body_file, "--no-tui", "--output-format", "json", url]
+    if rate:
+        command[1:1] = ["-q", str(rate)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result = json.loads(out)
+    summary, latency = result["summary"], result["latencyPercentiles"]
+    codes = result.get("statusCodeDistribution", {})
+    return {
+        "rps": summary["requestsPerSec"], "p50_ms": latency["p50"] * 1000, "p99_ms": latency["p99"] * 1000,
+        "codes": codes, "command": " ".join(command),
+    }
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def start(command, port):
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return process
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def agent_command(port, buffer_dir):
+    return [f"{TARGET}/emberline-agent", "run", "--agent-id", "bench", "--http-listen", f"127.0.0.1:{port}",
+            "--no-mqtt", "--no-alerts", "--buffer-path", f"{buffer_dir}/buffer.db",
+            "--buffer-max-bytes", str(20 << 30), "--bridge-url", f"http://127.0.0.1:{free_port()}"]
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="emberline-bench-")
+    single = f"{work}/single.json"
+    with open(single, "w") as f:
+        json.dump(reading(1), f)
+    batch = f"{work}/batch.ndjson"
+    with open(batch, "w") as f:
+        f.writelines(json.dumps(reading(i)) + "\n" for i in range(1000))
+    results = {}
+    try:
+        port = free_port()
+        bare = start([f"{TARGET}/examples/bare_ingest", f"127.0.0.1:{port}"], port)
+        results["bare"] = oha(f"http://127.0.0.1:{port}/ingest", single, "application/json")
+        stop(bare)
+        print("bare axum parse+202:", results["bare"]["rps"], "req/s", file=sys.stderr)
+
+        port = free_port()
+        agent = start(agent_command(port, work), port)
+        time.sleep(1)
+        results["idle_rss_kib"] = rss_kib(agent.pid)
+        url = f"http://127.0.0.1:{port}"
+        results["agent"] = oha(f"{url}/ingest", single, "application/json")
+        print("agent durable /ingest:", results["agent"]["rps"], "req/s", file=sys.stderr)
+        half = int(results["agent"]["rps"] / 2)
+        results["agent_half"] = oha(f"{url}/ingest", single, "application/json", rate=half)
+        results["agent_half"]["rate"] = half
+        results["batch"] = oha(f"{url}/v1/readings", batch, "application/x-ndjson")
+        print("agent batches of 1000:", results["batch"]["rps"] * 1000, "readings/s", file=sys.stderr)
+        stop(agent)
+
+        # Memory at a steady 5,000 readings/s (single-reading requests), fresh buffer.
+        shutil.rmtree(f"{work}/mem", ignore_errors=True)
+        os.makedirs(f"{work}/mem")
+        port = free_port()
+        agent = start(agent_command(port, f"{work}/mem"), port)
+        load = subprocess.Popen(["oha", "-z", "10s", "-q", "5000", "-c", "20", "-m", "POST", "-H",
+                                 "content-type: application/json", "-D", single, "--no-tui",
+                                 "--output-format", "json", f"http://127.0.0.1:{port}/ingest"],
+                                stdout=subprocess.PIPE, text=True)
+        samples = []
+        for _ in range(18):
+            time.sleep(0.5)
+            samples.append(rss_kib(agent.pid))
+        load.communicate()
+        results["load_rss_kib"] = max(samples)
+        results["load_hwm_kib"] = rss_kib(agent.pid, "VmHWM")
+        stop(agent)
+        results["binary_bytes"] = os.path.getsize(f"{TARGET}/emberline-agent")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results)
+
+
+def report(r):
+    ratio = r["agent"]["rps"] / r["bare"]["rps"]
+    batch_rps = r["batch"]["rps"] * 1000
+    lines = [
+        "## Agent ingest (issue 3)",
+        "",
+        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}: {os.cpu_count()} cores, "
+        f"{platform.platform()}; load generator oha on the same machine, {CONNECTIONS} connections, "
+        f"{DURATION} s per run, loopback. Command: `./scripts/bench-ingest`.",
+        "",
+        "| measure | figure | goal |",
+        "|---|---|---|",
+        f"| bare axum handler, parse + 202 (HTTP ceiling) | {r['bare']['rps']:,.0f} req/s, p50 {r['bare']['p50_ms']:.2f} ms, p99 {r['bare']['p99_ms']:.2f} ms | — |",
+        f"| agent `POST /ingest`, durable 202 (fsync per group commit) | {r['agent']['rps']:,.0f} req/s, p50 {r['agent']['p50_ms']:.2f} ms, p99 {r['agent']['p99_ms']:.2f} ms — **{ratio:.2f} × ceiling** | ≥ 0.5 × ceiling |",
+        f"| agent `POST /ingest` at half that load ({r['agent_half']['rate']:,} req/s) | p50 {r['agent_half']['p50_ms']:.2f} ms, **p99 {r['agent_half']['p99_ms']:.2f} ms** | p99 ≤ 10 ms |",
+        f"| agent `POST /v1/readings`, NDJSON batches of 1,000 | {r['batch']['rps']:,.1f} req/s = **{batch_rps:,.0f} readings/s**, p99 {r['batch']['p99_ms']:.1f} ms | ≥ 200,000 readings/s |",
+        f"| agent resident memory, idle | {r['idle_rss_kib'] / 1024:.1f} MiB | ≤ 15 MiB |",
+        f"| agent resident memory at 5,000 readings/s | {r['load_rss_kib'] / 1024:.1f} MiB (peak {r['load_hwm_kib'] / 1024:.1f} MiB) | ≤ 15 MiB |",
+        f"| agent binary, release, stripped | {r['binary_bytes'] / 1e6:.1f} MB | ≤ 10 MB |",
+        "",
+        "Status codes: " + ", ".join(f"{k}: {json.dumps(r[k]['codes'])}" for k in ("bare", "agent", "agent_half", "batch")),
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    path = "docs/benchmarks.md"
+    existing = open(path).read() if os.path.exists(path) else "# Benchmarks\n\nFigures printed by the benchmark commands; each section says how it was produced.\n\n"
+    start = existing.find("## Agent ingest (issue 3)")
+    if start >= 0:
+        end = existing.find("\n## ", start + 1)
+        existing = existing[:start] + existing[end + 1:] if end >= 0 else existing[:start]
+    with open(path, "w") as f:
+        f.write(existing.rstrip() + "\n\n" + text)
+
+
+if __name__ == "__main__":
+    main()
