@@ -4,15 +4,16 @@
 //! Fosberg, M. A. (1978), *Weather in wildland fire management: the fire weather index*. The
 //! index combines the equilibrium moisture content of fine dead fuel (from temperature and
 //! relative humidity) with wind speed. Its constant 0.3002 calibrates it to 100 for fuel with no
-//! moisture under a 30 mph wind; it has no upper bound. The moisture term is limited to 30 %
-//! (fibre saturation for the formula: at 30 % the damping coefficient is 0 and fire does not
-//! spread; beyond it the cubic would turn negative).
+//! moisture under a 30 mph wind, and, as the Storm Prediction Center and the University of
+//! Washington publish it, a value above 100 is set back to 100. The moisture term is limited to
+//! 30 % (at 30 % the damping coefficient is 0 and fire does not spread; beyond it the cubic would
+//! turn negative).
 //!
-//! The equilibrium moisture content is the NFDRS piecewise regression (Simard 1968, as used by
-//! Fosberg and by Cohen & Deeming 1985), in °F and % RH:
-//! - RH < 10:       m = 0.03229 + 0.281073·H − 0.000578·H·T
-//! - 10 ≤ RH < 50:  m = 2.22749 + 0.160107·H − 0.014784·T
-//! - RH ≥ 50:       m = 21.0606 + 0.005565·H² − 0.00035·H·T − 0.483199·H
+//! The equilibrium moisture content is the piecewise regression of Simard (1968) used by Fosberg
+//! and the NFDRS, in °F and % RH, with the published branch limits:
+//! - RH < 10:        m = 0.03229 + 0.281073·H − 0.000578·H·T
+//! - 10 ≤ RH ≤ 50:   m = 2.22749 + 0.160107·H − 0.014784·T
+//! - RH > 50:        m = 21.0606 + 0.005565·H² − 0.00035·H·T − 0.483199·H
 
 const KM_PER_MILE: f64 = 1.609_344;
 
@@ -21,18 +22,19 @@ pub fn equilibrium_moisture_content(temperature_f: f64, humidity: f64) -> f64 {
     let (t, h) = (temperature_f, humidity);
     if h < 10.0 {
         0.03229 + 0.281073 * h - 0.000578 * h * t
-    } else if h < 50.0 {
+    } else if h <= 50.0 {
         2.22749 + 0.160107 * h - 0.014784 * t
     } else {
         21.0606 + 0.005565 * h * h - 0.00035 * h * t - 0.483199 * h
     }
 }
 
-/// The index from a moisture content (%) and a wind speed (mph), the form of Fosberg's paper.
+/// The index from a moisture content (%) and a wind speed (mph), the form of Fosberg's paper,
+/// set back to 100 when it would exceed it.
 pub fn fosberg_from_moisture(moisture: f64, wind_mph: f64) -> f64 {
     let r = moisture.clamp(0.0, 30.0) / 30.0;
     let damping = 1.0 - 2.0 * r + 1.5 * r * r - 0.5 * r * r * r;
-    damping * (1.0 + wind_mph * wind_mph).sqrt() / 0.3002
+    (damping * (1.0 + wind_mph * wind_mph).sqrt() / 0.3002).min(100.0)
 }
 
 /// The Fosberg Fire Weather Index from a reading's units: °C, % relative humidity, km/h.
@@ -53,9 +55,12 @@ mod tests {
         );
     }
 
-    /// Fosberg's calibration point: no fuel moisture and a 30 mph wind give 100.
+    /// Fosberg's calibration point: no fuel moisture and a 30 mph wind give 100; anything
+    /// beyond is set back to 100 (SPC, University of Washington definitions).
     #[test]
-    fn calibration_point_is_one_hundred() {
+    fn calibration_point_is_one_hundred_and_the_ceiling() {
+        assert_eq!(fosberg_from_moisture(0.0, 60.0), 100.0);
+        assert_eq!(fosberg_index(45.0, 2.0, 150.0), 100.0);
         // 0.3002 is itself rounded, so the index there is 99.989.
         close(fosberg_from_moisture(0.0, 30.0), 100.0, 0.02);
         // With no wind the same dry fuel gives 1 / 0.3002.
@@ -81,6 +86,26 @@ mod tests {
         close(equilibrium_moisture_content(95.0, 30.0), 5.62622, 1e-5);
         close(fosberg_from_moisture(5.62622, 15.0), 33.771, 0.005);
         close(fosberg_index(35.0, 30.0, 15.0 * KM_PER_MILE), 33.771, 0.005);
+    }
+
+    /// The published branch limits: exactly 10 % is the middle branch, exactly 50 % too.
+    #[test]
+    fn branch_limits_follow_the_published_definition() {
+        close(
+            equilibrium_moisture_content(70.0, 10.0),
+            2.22749 + 1.60107 - 0.014784 * 70.0,
+            1e-9,
+        );
+        close(
+            equilibrium_moisture_content(70.0, 50.0),
+            2.22749 + 8.00535 - 0.014784 * 70.0,
+            1e-9,
+        );
+        close(
+            equilibrium_moisture_content(70.0, 50.5),
+            21.0606 + 0.005565 * 50.5 * 50.5 - 0.00035 * 50.5 * 70.0 - 0.483199 * 50.5,
+            1e-9,
+        );
     }
 
     /// Worked example, dry branch: 104 °F (40 °C), 5 % RH, 25 mph.
