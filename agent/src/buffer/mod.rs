@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 pub use store::{
-    Accepted, Durability, Full, Incoming, Stats, Store, StoreConfig, StoreError, Stored,
+    Accepted, Durability, Full, Incoming, Prepared, Stats, Store, StoreConfig, StoreError, Stored,
 };
 
 /// Most requests written in one transaction.
@@ -36,7 +36,7 @@ pub enum BufferError {
 
 enum Command {
     Append(
-        Vec<Incoming>,
+        Vec<Prepared>,
         oneshot::Sender<Result<Vec<Accepted>, BufferError>>,
     ),
     Peek(
@@ -77,6 +77,7 @@ pub struct Buffer {
     /// Bounded, so a stalled disk pushes back on ingest instead of queueing without limit.
     commands: mpsc::Sender<Command>,
     gauges: Gauges,
+    agent_id: emberline_core::AgentId,
 }
 
 impl std::fmt::Debug for Command {
@@ -89,6 +90,7 @@ impl Buffer {
     /// Opens the store and starts its thread. The thread ends when every handle is dropped,
     /// after finishing the commands already sent.
     pub fn start(config: StoreConfig) -> Result<(Self, JoinHandle<()>), StoreError> {
+        let agent_id = config.agent_id.clone();
         let store = Store::open(config)?;
         let gauges = Gauges::default();
         set_gauges(&gauges, &store);
@@ -98,12 +100,25 @@ impl Buffer {
             .name("emberline-buffer".into())
             .spawn(move || run(store, receiver, &thread_gauges))
             .map_err(StoreError::Thread)?;
-        Ok((Self { commands, gauges }, thread))
+        Ok((
+            Self {
+                commands,
+                gauges,
+                agent_id,
+            },
+            thread,
+        ))
     }
 
     /// Commits readings; returns their ids once they are durable.
     pub async fn append(&self, items: Vec<Incoming>) -> Result<Vec<Accepted>, BufferError> {
-        self.call(|reply| Command::Append(items, reply)).await
+        // Serialize here, on the caller's task, so the single buffer thread only splices ids in
+        // and writes.
+        let prepared = items
+            .iter()
+            .map(|item| Prepared::new(item, &self.agent_id))
+            .collect();
+        self.call(|reply| Command::Append(prepared, reply)).await
     }
 
     pub async fn peek(
@@ -187,9 +202,9 @@ fn set_gauges(gauges: &Gauges, store: &Store) {
 
 type Reply = oneshot::Sender<Result<Vec<Accepted>, BufferError>>;
 
-fn commit_group(store: &mut Store, group: Vec<(Vec<Incoming>, Reply)>, gauges: &Gauges) {
+fn commit_group(store: &mut Store, group: Vec<(Vec<Prepared>, Reply)>, gauges: &Gauges) {
     let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-    match store.append(&requests) {
+    match store.append_prepared(&requests) {
         Ok(answers) => {
             gauges.commits.inc();
             // Before the replies: whoever hears "committed" must see the gauges agree.

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use emberline_core::{AgentId, Envelope, Protocol, Reading, ReadingId};
+use emberline_core::{AgentId, Protocol, Reading, ReadingId};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 
@@ -78,6 +78,63 @@ pub struct Incoming {
     pub reading: Reading,
     pub protocol: Protocol,
     pub received_at: OffsetDateTime,
+}
+
+/// A reading serialized ahead of the buffer thread (on the ingest task, in parallel): the
+/// envelope's JSON without its `reading_id`, which needs the buffer sequence and is spliced in
+/// when the reading is stored.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The id when the device numbers its readings; otherwise it comes from the sequence.
+    device_id: Option<ReadingId>,
+    /// `"v":1,"agent_id":…,"reading":{…}}` — the envelope object after its opening brace.
+    tail: Vec<u8>,
+    received_at_ns: i64,
+}
+
+#[derive(serde::Serialize)]
+struct EnvelopeTail<'a> {
+    v: u32,
+    agent_id: &'a AgentId,
+    #[serde(with = "time::serde::rfc3339")]
+    received_at: OffsetDateTime,
+    protocol: Protocol,
+    reading: &'a Reading,
+}
+
+impl Prepared {
+    pub fn new(item: &Incoming, agent: &AgentId) -> Self {
+        let tail = EnvelopeTail {
+            v: emberline_core::ENVELOPE_VERSION,
+            agent_id: agent,
+            received_at: item.received_at,
+            protocol: item.protocol,
+            reading: &item.reading,
+        };
+        // Cannot fail: string keys, and no non-finite float in a Reading.
+        let mut json = serde_json::to_vec(&tail).unwrap_or_default();
+        json.remove(0);
+        let device_id = item.reading.seq().map(|seq| {
+            ReadingId::from_device(item.reading.source_name(), seq, item.reading.timestamp())
+        });
+        Self {
+            device_id,
+            tail: json,
+            received_at_ns: i64::try_from(item.received_at.unix_timestamp_nanos())
+                .unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The full envelope once the id is known.
+    fn envelope(&self, id: &ReadingId) -> Vec<u8> {
+        let id = serde_json::to_string(id.as_str()).unwrap_or_default();
+        let mut envelope = Vec::with_capacity(self.tail.len() + id.len() + 16);
+        envelope.extend_from_slice(b"{\"reading_id\":");
+        envelope.extend_from_slice(id.as_bytes());
+        envelope.push(b',');
+        envelope.extend_from_slice(&self.tail);
+        envelope
+    }
 }
 
 /// What a device is told: the id its reading travels under.
@@ -149,12 +206,30 @@ impl Store {
         })
     }
 
-    /// Writes a group of requests in one transaction. Each request is stored whole or, when it
-    /// would pass the byte cap, refused whole. A reading whose id is already buffered (a device
-    /// retrying with the same `seq`) is acknowledged again without a second copy.
+    /// [`Store::append_prepared`] for readings not yet prepared.
     pub fn append(
         &mut self,
         requests: &[Vec<Incoming>],
+    ) -> Result<Vec<Result<Vec<Accepted>, Full>>, StoreError> {
+        let agent = self.config.agent_id.clone();
+        let prepared: Vec<Vec<Prepared>> = requests
+            .iter()
+            .map(|request| {
+                request
+                    .iter()
+                    .map(|item| Prepared::new(item, &agent))
+                    .collect()
+            })
+            .collect();
+        self.append_prepared(&prepared)
+    }
+
+    /// Writes a group of requests in one transaction. Each request is stored whole or, when it
+    /// would pass the byte cap, refused whole. A reading whose id is already buffered (a device
+    /// retrying with the same `seq`) is acknowledged again without a second copy.
+    pub fn append_prepared(
+        &mut self,
+        requests: &[Vec<Prepared>],
     ) -> Result<Vec<Result<Vec<Accepted>, Full>>, StoreError> {
         let tx = self.conn.transaction()?;
         let mut answers = Vec::with_capacity(requests.len());
@@ -165,37 +240,36 @@ impl Store {
                  ON CONFLICT (reading_id) DO NOTHING",
             )?;
             for request in requests {
-                let mut envelopes = Vec::with_capacity(request.len());
-                for (offset, item) in request.iter().enumerate() {
-                    let seq = next_seq + offset as u64;
-                    let id = ReadingId::for_reading(&item.reading, &self.config.agent_id, seq);
-                    let envelope = Envelope::new(
-                        id,
-                        self.config.agent_id.clone(),
-                        item.received_at,
-                        item.protocol,
-                        item.reading.clone(),
-                    );
-                    envelopes.push((
-                        seq,
-                        envelope.to_vec(),
-                        envelope.reading_id,
-                        item.received_at,
-                    ));
-                }
+                let envelopes: Vec<(u64, ReadingId, Vec<u8>)> = request
+                    .iter()
+                    .enumerate()
+                    .map(|(offset, item)| {
+                        let seq = next_seq + offset as u64;
+                        let id = item
+                            .device_id
+                            .clone()
+                            .unwrap_or_else(|| ReadingId::from_buffer(&self.config.agent_id, seq));
+                        let envelope = item.envelope(&id);
+                        (seq, id, envelope)
+                    })
+                    .collect();
                 let size: u64 = envelopes
                     .iter()
-                    .map(|(_, bytes, _, _)| bytes.len() as u64)
+                    .map(|(_, _, bytes)| bytes.len() as u64)
                     .sum();
                 if bytes + size > self.config.max_bytes {
                     answers.push(Err(Full));
                     continue;
                 }
                 let mut accepted = Vec::with_capacity(envelopes.len());
-                for (seq, envelope, reading_id, received_at) in envelopes {
-                    let nanos =
-                        i64::try_from(received_at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
-                    if insert.execute(params![seq, reading_id.as_str(), nanos, envelope])? == 1 {
+                for ((seq, reading_id, envelope), item) in envelopes.into_iter().zip(request) {
+                    if insert.execute(params![
+                        seq,
+                        reading_id.as_str(),
+                        item.received_at_ns,
+                        envelope
+                    ])? == 1
+                    {
                         depth += 1;
                         bytes += envelope.len() as u64;
                     }

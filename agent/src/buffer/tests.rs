@@ -241,3 +241,31 @@ fn envelope_id(bytes: &[u8]) -> String {
         .reading_id
         .to_string()
 }
+
+#[test]
+fn stored_envelopes_are_the_envelope_of_the_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let quoted = Incoming {
+        reading: reading("a \"quoted\" sensor", Some(3)),
+        ..incoming("x")
+    };
+    let items = vec![incoming("plain"), quoted];
+    store.append(std::slice::from_ref(&items)).unwrap();
+    let agent = AgentId::parse("edge-1").unwrap();
+    for (stored, item) in store.peek(10, usize::MAX).unwrap().iter().zip(items) {
+        let expected_id = emberline_core::ReadingId::for_reading(&item.reading, &agent, stored.seq);
+        let expected = emberline_core::Envelope::new(
+            expected_id,
+            agent.clone(),
+            item.received_at,
+            item.protocol,
+            item.reading,
+        );
+        assert_eq!(
+            emberline_core::Envelope::from_slice(&stored.envelope).unwrap(),
+            expected
+        );
+        assert_eq!(stored.envelope.len(), expected.to_vec().len());
+    }
+}
