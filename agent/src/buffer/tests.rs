@@ -246,8 +246,11 @@ fn envelope_id(bytes: &[u8]) -> String {
 fn stored_envelopes_are_the_envelope_of_the_reading() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let mut json = serde_json::to_value(reading("x", Some(3))).unwrap();
+    json["source_name"] = serde_json::json!("a \"quoted\" sensor");
+    let now = datetime!(2025-05-24 18:04 UTC);
     let quoted = Incoming {
-        reading: reading("a \"quoted\" sensor", Some(3)),
+        reading: Reading::from_json(json, &Limits::default(), now).unwrap(),
         ..incoming("x")
     };
     let items = vec![incoming("plain"), quoted];
