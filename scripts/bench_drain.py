@@ -5,7 +5,6 @@ Run through scripts/bench-drain. Prints the figures and records them in docs/ben
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,14 +12,13 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import free_port, record  # noqa: E402
+
 TARGET = os.environ["CARGO_TARGET_DIR"] + "/release"
 COUNT = int(os.environ.get("BENCH_DRAIN_READINGS", "1000000"))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_log(path, text, seconds=60):
@@ -110,17 +108,7 @@ def report(count, size, raw_rate, raw_failed, drain_rate, seconds):
         f"| agent buffer drained through the bridge | {drain_rate:,.0f} readings/s ({seconds:.1f} s) — **{drain_rate / raw_rate:.2f} × plain rdkafka** | ≥ 0.8 × |",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    path = "docs/benchmarks.md"
-    existing = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
-    start = existing.find("## Buffer drain into Kafka (issue 3)")
-    if start >= 0:
-        end = existing.find("\n## ", start + 1)
-        existing = existing[:start] + existing[end + 1:] if end >= 0 else existing[:start]
-    with open(path, "w") as f:
-        f.write(existing.rstrip() + "\n\n" + text)
-
+    record("Buffer drain into Kafka (issue 3)", "\n".join(lines))
 
 if __name__ == "__main__":
     main()

@@ -18,15 +18,14 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import free_port, record  # noqa: E402
+
 TARGET = os.environ["CARGO_TARGET_DIR"] + "/release"
 DURATION = os.environ.get("BENCH_SECONDS", "10")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "50")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def reading(i, source="bench"):
@@ -166,17 +165,7 @@ def report(r):
         "Status codes: " + ", ".join(f"{k}: {json.dumps(r[k]['codes'])}" for k in ("bare", "agent", "agent_half", "batch")),
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    path = "docs/benchmarks.md"
-    existing = open(path).read() if os.path.exists(path) else "# Benchmarks\n\nFigures printed by the benchmark commands; each section says how it was produced.\n\n"
-    start = existing.find("## Agent ingest (issue 3)")
-    if start >= 0:
-        end = existing.find("\n## ", start + 1)
-        existing = existing[:start] + existing[end + 1:] if end >= 0 else existing[:start]
-    with open(path, "w") as f:
-        f.write(existing.rstrip() + "\n\n" + text)
-
+    record("Agent ingest (issue 3)", "\n".join(lines))
 
 if __name__ == "__main__":
     main()
