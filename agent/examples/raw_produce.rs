@@ -34,6 +34,8 @@ async fn main() -> anyhow::Result<()> {
             ))
         })
         .collect::<Result<_, emberline_core::EnvelopeError>>()?;
+    // RAW_TIMEOUT_MS: librdkafka's message.timeout.ms (0 = none, the bridge's setting).
+    let timeout = std::env::var("RAW_TIMEOUT_MS").unwrap_or_else(|_| "0".into());
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("enable.idempotence", "true")
@@ -42,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .set("message.timeout.ms", "0")
+        .set("message.timeout.ms", &timeout)
         .create()?;
     let started = Instant::now();
     let mut pending = Vec::with_capacity(keyed.len());
