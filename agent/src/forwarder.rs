@@ -118,24 +118,29 @@ impl Forwarder {
         heartbeat.abort();
     }
 
-    /// Waits (up to the linger time) for a full batch, then returns what there is.
+    /// Waits (up to the linger time) for a full batch, then reads it once. The waiting watches
+    /// the buffer's depth gauge, so an idle or filling buffer costs no reads.
     async fn next_batch(&self, limit: usize, shutdown: &CancellationToken) -> Option<Vec<Stored>> {
-        let started = tokio::time::Instant::now();
+        let mut first_seen = None;
         loop {
-            let batch = match self.buffer.peek(limit, self.config.max_batch_bytes).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::error!(%error, "cannot read the buffer");
-                    sleep_or_cancel(Duration::from_secs(1), shutdown).await;
-                    return None;
+            let depth = usize::try_from(self.buffer.gauges().depth.get()).unwrap_or(0);
+            if depth > 0 {
+                let since = *first_seen.get_or_insert_with(tokio::time::Instant::now);
+                if depth >= limit || since.elapsed() >= self.config.linger {
+                    break;
                 }
-            };
-            let lingered = started.elapsed() >= self.config.linger;
-            if batch.len() >= limit || (!batch.is_empty() && lingered) {
-                return Some(batch);
             }
             if !sleep_or_cancel(Duration::from_millis(20), shutdown).await {
                 return None;
+            }
+        }
+        match self.buffer.peek(limit, self.config.max_batch_bytes).await {
+            Ok(batch) if !batch.is_empty() => Some(batch),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the buffer");
+                sleep_or_cancel(Duration::from_secs(1), shutdown).await;
+                None
             }
         }
     }

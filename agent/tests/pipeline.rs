@@ -113,6 +113,56 @@ fn agent(dir: &Path, ports: &AgentPorts, bridge_port: u16) -> Proc {
     )
 }
 
+/// Topics, ports and a buffer directory for one test; the bridge and the agent start on demand
+/// and are killed when this is dropped.
+struct Pipeline {
+    bootstrap: String,
+    topics: Topics,
+    dir: tempfile::TempDir,
+    bridge_port: u16,
+    ports: AgentPorts,
+    bridge: Option<Proc>,
+    agent: Option<Proc>,
+}
+
+impl Pipeline {
+    async fn new(bootstrap: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            topics: topics(bootstrap).await,
+            dir: tempfile::tempdir().unwrap(),
+            bridge_port: free_port().unwrap(),
+            ports: agent_ports(),
+            bridge: None,
+            agent: None,
+        }
+    }
+
+    /// Starts both and waits until they answer.
+    async fn started(bootstrap: &str) -> Self {
+        let mut pipeline = Self::new(bootstrap).await;
+        pipeline.start_bridge().await;
+        pipeline.start_agent().await;
+        pipeline
+    }
+
+    async fn start_bridge(&mut self) {
+        self.bridge = Some(bridge(&self.bootstrap, &self.topics, self.bridge_port));
+        wait_healthy(self.bridge_port, "bridge").await;
+    }
+
+    async fn start_agent(&mut self) {
+        self.agent = Some(agent(self.dir.path(), &self.ports, self.bridge_port));
+        wait_healthy(self.ports.http, "agent").await;
+    }
+
+    fn kill9_agent(&mut self) {
+        if let Some(agent) = self.agent.as_mut() {
+            agent.kill9();
+        }
+    }
+}
+
 async fn wait_healthy(port: u16, what: &str) {
     let client = reqwest::Client::new();
     wait_until(
@@ -199,6 +249,28 @@ async fn read_until(
     records
 }
 
+/// The first record of `topic` (key, payload), waiting up to 30 s.
+async fn first_record(bootstrap: &str, topic: &str) -> (String, Vec<u8>) {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_name("e2e-first"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .unwrap_or_else(|_| panic!("nothing in {topic} within 30 s"))
+        .unwrap();
+    let record = (
+        String::from_utf8(message.key().unwrap().to_vec()).unwrap(),
+        message.payload().unwrap().to_vec(),
+    );
+    drop(message);
+    std::thread::spawn(move || drop(consumer));
+    record
+}
+
 /// Keys are source names, and within a key the device's `seq` never goes backwards except on a
 /// redelivery of a reading already seen.
 fn assert_keys_and_order(records: &[(String, Envelope)]) {
@@ -220,21 +292,14 @@ fn assert_keys_and_order(records: &[(String, Envelope)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_and_mqtt_readings_reach_raw_data_in_order_with_their_keys() {
     let bootstrap = tokio::task::block_in_place(shared_broker);
-    let topics = topics(bootstrap).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bridge_port = free_port().unwrap();
-    let _bridge = bridge(bootstrap, &topics, bridge_port);
-    let ports = agent_ports();
-    let _agent = agent(dir.path(), &ports, bridge_port);
-    wait_healthy(bridge_port, "bridge").await;
-    wait_healthy(ports.http, "agent").await;
+    let p = Pipeline::started(bootstrap).await;
 
     let client = reqwest::Client::new();
     let mut acknowledged = BTreeSet::new();
     for seq in 1..=60 {
         let id = post(
             &client,
-            ports.http,
+            p.ports.http,
             reading(&format!("http-{}", seq % 3), seq),
         )
         .await
@@ -247,7 +312,7 @@ async fn http_and_mqtt_readings_reach_raw_data_in_order_with_their_keys() {
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &ports.mqtt.to_string(),
+                &p.ports.mqtt.to_string(),
                 "-q",
                 "1",
                 "-t",
@@ -262,7 +327,7 @@ async fn http_and_mqtt_readings_reach_raw_data_in_order_with_their_keys() {
     }
     let records = read_until(
         bootstrap,
-        &topics.raw,
+        &p.topics.raw,
         &acknowledged,
         Duration::from_secs(60),
     )
@@ -273,6 +338,13 @@ async fn http_and_mqtt_readings_reach_raw_data_in_order_with_their_keys() {
         .map(|(_, e)| e.reading_id.to_string())
         .collect();
     assert_eq!(mqtt.len(), 20);
+    // The agent's heartbeat reaches agent-status through the bridge, keyed by agent id.
+    let (key, heartbeat) = first_record(&p.bootstrap, &p.topics.status).await;
+    let heartbeat: emberline_core::batch::Heartbeat = serde_json::from_slice(&heartbeat).unwrap();
+    assert_eq!(
+        (key.as_str(), heartbeat.agent_id.as_str()),
+        ("edge-e2e", "edge-e2e")
+    );
     assert_keys_and_order(&records);
     assert!(
         records
@@ -284,20 +356,13 @@ async fn http_and_mqtt_readings_reach_raw_data_in_order_with_their_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_202_survives_a_kill_9_of_the_agent_under_load() {
     let bootstrap = tokio::task::block_in_place(shared_broker);
-    let topics = topics(bootstrap).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bridge_port = free_port().unwrap();
-    let _bridge = bridge(bootstrap, &topics, bridge_port);
-    let ports = agent_ports();
-    let mut agent_proc = agent(dir.path(), &ports, bridge_port);
-    wait_healthy(bridge_port, "bridge").await;
-    wait_healthy(ports.http, "agent").await;
+    let mut p = Pipeline::started(bootstrap).await;
 
     // Four devices post as fast as the agent answers; the agent is killed mid-stream.
     let deadline = Instant::now() + Duration::from_secs(3);
     let loaders: Vec<_> = (0..4)
         .map(|device| {
-            let port = ports.http;
+            let port = p.ports.http;
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 let mut acknowledged = Vec::new();
@@ -316,7 +381,7 @@ async fn every_202_survives_a_kill_9_of_the_agent_under_load() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    agent_proc.kill9();
+    p.kill9_agent();
     let mut acknowledged = BTreeSet::new();
     for loader in loaders {
         acknowledged.extend(loader.await.unwrap());
@@ -327,10 +392,10 @@ async fn every_202_survives_a_kill_9_of_the_agent_under_load() {
     );
     assert!(acknowledged.len() > 10, "the load did not get going");
 
-    let _agent = agent(dir.path(), &ports, bridge_port);
+    p.start_agent().await;
     let records = read_until(
         bootstrap,
-        &topics.raw,
+        &p.topics.raw,
         &acknowledged,
         Duration::from_secs(90),
     )
@@ -341,24 +406,20 @@ async fn every_202_survives_a_kill_9_of_the_agent_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_buffers_while_the_bridge_is_away_and_drains_when_it_returns() {
     let bootstrap = tokio::task::block_in_place(shared_broker);
-    let topics = topics(bootstrap).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bridge_port = free_port().unwrap();
-    let ports = agent_ports();
-    let _agent = agent(dir.path(), &ports, bridge_port);
-    wait_healthy(ports.http, "agent").await;
+    let mut p = Pipeline::new(bootstrap).await;
+    p.start_agent().await;
 
     let client = reqwest::Client::new();
     let mut acknowledged = BTreeSet::new();
     for seq in 1..=50 {
         acknowledged.insert(
-            post(&client, ports.http, reading("away-1", seq))
+            post(&client, p.ports.http, reading("away-1", seq))
                 .await
                 .expect("202 while the bridge is away"),
         );
     }
     let ready: serde_json::Value = client
-        .get(format!("http://127.0.0.1:{}/readyz", ports.http))
+        .get(format!("http://127.0.0.1:{}/readyz", p.ports.http))
         .send()
         .await
         .unwrap()
@@ -368,10 +429,10 @@ async fn the_agent_buffers_while_the_bridge_is_away_and_drains_when_it_returns()
     assert_eq!(ready["status"], "buffering: bridge unreachable", "{ready}");
     assert_eq!(ready["buffer_readings"], 50);
 
-    let _bridge = bridge(bootstrap, &topics, bridge_port);
+    p.start_bridge().await;
     let records = read_until(
         bootstrap,
-        &topics.raw,
+        &p.topics.raw,
         &acknowledged,
         Duration::from_secs(90),
     )
@@ -383,7 +444,7 @@ async fn the_agent_buffers_while_the_bridge_is_away_and_drains_when_it_returns()
         Duration::from_millis(100),
         || {
             let request = client
-                .get(format!("http://127.0.0.1:{}/readyz", ports.http))
+                .get(format!("http://127.0.0.1:{}/readyz", p.ports.http))
                 .send();
             async move {
                 let ready: serde_json::Value = request.await.ok()?.json().await.ok()?;
@@ -398,19 +459,12 @@ async fn the_agent_buffers_while_the_bridge_is_away_and_drains_when_it_returns()
 async fn a_broker_outage_is_answered_503_and_nothing_is_lost() {
     let mut broker = tokio::task::block_in_place(TestBroker::start);
     let bootstrap = broker.bootstrap();
-    let topics = topics(&bootstrap).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bridge_port = free_port().unwrap();
-    let _bridge = bridge(&bootstrap, &topics, bridge_port);
-    let ports = agent_ports();
-    let _agent = agent(dir.path(), &ports, bridge_port);
-    wait_healthy(bridge_port, "bridge").await;
-    wait_healthy(ports.http, "agent").await;
+    let p = Pipeline::started(&bootstrap).await;
     let client = reqwest::Client::new();
     let mut acknowledged = BTreeSet::new();
     for seq in 1..=20 {
         acknowledged.insert(
-            post(&client, ports.http, reading("outage-1", seq))
+            post(&client, p.ports.http, reading("outage-1", seq))
                 .await
                 .expect("202"),
         );
@@ -418,7 +472,7 @@ async fn a_broker_outage_is_answered_503_and_nothing_is_lost() {
     tokio::task::block_in_place(|| broker.kill9());
     for seq in 21..=60 {
         acknowledged.insert(
-            post(&client, ports.http, reading("outage-1", seq))
+            post(&client, p.ports.http, reading("outage-1", seq))
                 .await
                 .expect("202 while the broker is down"),
         );
@@ -429,7 +483,7 @@ async fn a_broker_outage_is_answered_503_and_nothing_is_lost() {
         reading("probe", 1)
     );
     let answer = client
-        .post(format!("http://127.0.0.1:{bridge_port}/v1/batches"))
+        .post(format!("http://127.0.0.1:{}/v1/batches", p.bridge_port))
         .header("content-type", "application/x-ndjson")
         .body(envelope.replace('\n', " "))
         .send()
@@ -440,7 +494,7 @@ async fn a_broker_outage_is_answered_503_and_nothing_is_lost() {
     tokio::task::block_in_place(|| broker.restart());
     let records = read_until(
         &bootstrap,
-        &topics.raw,
+        &p.topics.raw,
         &acknowledged,
         Duration::from_secs(120),
     )
