@@ -308,12 +308,40 @@ impl Store {
 
     /// Deletes readings the bridge has acknowledged.
     pub fn remove(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
+        self.remove_with(seqs, None)
+    }
+
+    /// Moves readings the bridge refused as malformed out of the way, with the reason, in the
+    /// same transaction that removes them from the queue.
+    pub fn quarantine(
+        &mut self,
+        seqs: &[u64],
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let nanos = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        self.remove_with(seqs, Some((reason, nanos)))
+    }
+
+    /// Deletes `seqs` from the queue, first copying them to `quarantine` when a reason is given.
+    fn remove_with(
+        &mut self,
+        seqs: &[u64],
+        quarantine: Option<(&str, i64)>,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let (mut depth, mut bytes) = (self.depth, self.bytes);
         {
             let mut delete = tx
                 .prepare_cached("DELETE FROM readings WHERE seq = ?1 RETURNING length(envelope)")?;
+            let mut keep = tx.prepare_cached(
+                "INSERT OR REPLACE INTO quarantine (seq, reading_id, envelope, reason, quarantined_at_ns)
+                 SELECT seq, reading_id, envelope, ?2, ?3 FROM readings WHERE seq = ?1",
+            )?;
             for seq in seqs {
+                if let Some((reason, nanos)) = quarantine {
+                    keep.execute(params![seq, reason, nanos])?;
+                }
                 if let Some(size) = delete
                     .query_row([seq], |row| row.get::<_, u64>(0))
                     .optional()?
@@ -326,26 +354,6 @@ impl Store {
         tx.commit()?;
         (self.depth, self.bytes) = (depth, bytes);
         Ok(())
-    }
-
-    /// Moves readings the bridge refused as malformed out of the way, with the reason.
-    pub fn quarantine(
-        &mut self,
-        seqs: &[u64],
-        reason: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let nanos = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
-        let tx = self.conn.transaction()?;
-        for seq in seqs {
-            tx.execute(
-                "INSERT OR REPLACE INTO quarantine (seq, reading_id, envelope, reason, quarantined_at_ns)
-                 SELECT seq, reading_id, envelope, ?2, ?3 FROM readings WHERE seq = ?1",
-                params![seq, reason, nanos],
-            )?;
-        }
-        tx.commit()?;
-        self.remove(seqs)
     }
 
     /// Keeps a payload that failed validation (MQTT has no negative acknowledgement in 3.1.1).

@@ -1,0 +1,91 @@
+//! `emberline-agent buffer stats` and `buffer export`, run as an operator runs them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::process::Command;
+
+use emberline_agent::buffer::{Durability, Incoming, Store, StoreConfig};
+use emberline_core::{AgentId, Envelope, Limits, Protocol, Reading};
+use time::OffsetDateTime;
+
+fn agent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_emberline-agent"))
+}
+
+#[test]
+fn stats_and_export_show_what_is_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.db");
+    let now = OffsetDateTime::now_utc();
+    let mut store = Store::open(StoreConfig {
+        path: path.clone(),
+        agent_id: AgentId::parse("edge-9").unwrap(),
+        max_bytes: u64::MAX,
+        durability: Durability::Full,
+    })
+    .unwrap();
+    let items: Vec<Incoming> = (0..3)
+        .map(|i| {
+            let body = format!(
+                r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":1,"longitude":2,"temperature":20,"humidity":50,
+                "wind_speed":3,"wind_direction":90,"vegetation_density":0.3,"air_quality_index":20,"source_name":"s{i}"}}"#
+            );
+            Incoming {
+                reading: Reading::parse(body.as_bytes(), &Limits::default(), now).unwrap(),
+                protocol: Protocol::Http,
+                received_at: now,
+            }
+        })
+        .collect();
+    store.append(&[items]).unwrap();
+    store
+        .quarantine(&[1], "refused by the bridge", now)
+        .unwrap();
+    drop(store);
+
+    let stats = agent()
+        .args(["buffer", "stats", "--path"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
+    let text = String::from_utf8(stats.stdout).unwrap();
+    assert!(text.contains("readings:    2"), "{text}");
+    assert!(text.contains("quarantined: 1"), "{text}");
+
+    let export = agent()
+        .args(["buffer", "export", "--path"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let ids: Vec<String> = String::from_utf8(export.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            Envelope::from_slice(line.as_bytes())
+                .unwrap()
+                .reading_id
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        ["a:edge-9:2", "a:edge-9:3"],
+        "oldest first, quarantined one left out"
+    );
+
+    let missing = agent()
+        .args(["buffer", "stats", "--path"])
+        .arg(dir.path().join("none.db"))
+        .output()
+        .unwrap();
+    assert!(
+        !missing.status.success(),
+        "a missing buffer is an error, not a new empty one"
+    );
+}
