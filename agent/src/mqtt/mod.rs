@@ -83,6 +83,8 @@ struct Connection<'a> {
     context: &'a MqttContext,
     read: BytesMut,
     write: BytesMut,
+    /// CONNECT accepted; until then any other first byte ends the connection at once.
+    connected: bool,
 }
 
 impl<'a> Connection<'a> {
@@ -93,6 +95,7 @@ impl<'a> Connection<'a> {
             context,
             read: BytesMut::with_capacity(4096),
             write: BytesMut::with_capacity(1024),
+            connected: false,
         }
     }
 
@@ -140,6 +143,7 @@ impl<'a> Connection<'a> {
                 return Err("bad username or password".into());
             }
         }
+        self.connected = true;
         self.send(Packet::ConnAck(ConnAck::new(
             ConnectReturnCode::Success,
             false,
@@ -268,6 +272,11 @@ impl<'a> Connection<'a> {
 
     /// A packet already in the read buffer, if a whole one is there.
     fn decoded(&mut self) -> Result<Option<Packet>, String> {
+        // A first byte that is not CONNECT (type 1) is not MQTT: do not wait for the rest of a
+        // "packet" whose length came from garbage.
+        if !self.connected && self.read.first().is_some_and(|byte| byte >> 4 != 1) {
+            return Err("the first packet is not CONNECT".into());
+        }
         match Packet::read(&mut self.read, self.context.config.max_packet_bytes) {
             Ok(packet) => Ok(Some(packet)),
             Err(CodecError::InsufficientBytes(_)) => Ok(None),
