@@ -14,12 +14,15 @@ pub fn source_from_topic(topic: &str) -> Option<&str> {
 #[derive(Debug)]
 pub enum Checked {
     Reading(Box<Reading>),
+    /// The topic is not `sensors/{source_name}/readings`.
+    BadTopic(String),
+    /// The payload is not a valid reading, or names another sensor than the topic.
     Rejected(String),
 }
 
 pub fn check(topic: &str, payload: &[u8], limits: &Limits, now: OffsetDateTime) -> Checked {
     let Some(source) = source_from_topic(topic) else {
-        return Checked::Rejected(format!(
+        return Checked::BadTopic(format!(
             "topic {topic:?} is not sensors/{{source_name}}/readings"
         ));
     };
@@ -73,6 +76,10 @@ mod tests {
         assert!(matches!(
             check("sensors/s1/readings", b"{", &Limits::default(), now),
             Checked::Rejected(_)
+        ));
+        assert!(matches!(
+            check("elsewhere", payload, &Limits::default(), now),
+            Checked::BadTopic(_)
         ));
     }
 }

@@ -1,0 +1,209 @@
+//! One connection's socket and buffers, shared by both protocol versions: it reads whole packets
+//! (never more than the size limit), hands them to the version's decoder in bounded runs, and
+//! writes what the version queues. Why a connection ends is a [`Close`].
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{self, FrameError};
+
+/// Why a connection ended (or must end). MQTT 5 turns most of these into a DISCONNECT reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Close {
+    #[error("peer closed the connection")]
+    PeerClosed,
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no CONNECT in time")]
+    ConnectTimeout,
+    #[error("keep-alive expired")]
+    KeepAlive,
+    #[error("the listener is shutting down")]
+    Shutdown,
+    #[error("the first packet is not CONNECT")]
+    NotConnect,
+    #[error("a packet of {size} bytes is larger than the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    #[error("protocol error: {0}")]
+    Protocol(Violation),
+    #[error("unsupported protocol level {0}")]
+    UnsupportedVersion(u8),
+    #[error("connection refused: {0}")]
+    Refused(&'static str),
+    #[error("buffer full: closing without PUBACK so the client publishes again")]
+    BufferFull,
+    #[error("the buffer could not commit")]
+    BufferFailed,
+    #[error("cannot encode a reply: {0}")]
+    Encode(String),
+}
+
+impl From<FrameError> for Close {
+    fn from(error: FrameError) -> Self {
+        Self::Malformed(error.to_string())
+    }
+}
+
+/// A client breaking a rule of the protocol or of this publish-only listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("QoS 2 is not supported")]
+    QoS2,
+    #[error("retained messages are not supported")]
+    Retain,
+    #[error("topic aliases are not supported")]
+    TopicAlias,
+    #[error("the topic name is not UTF-8")]
+    TopicEncoding,
+    #[error("a PUBLISH without a topic name")]
+    EmptyTopic,
+    #[error("unexpected {0} packet")]
+    Unexpected(&'static str),
+}
+
+/// The keep-alive limit: MQTT 3.1.1 §3.1.2.10 and MQTT 5 §3.1.2.10 both allow one and a half
+/// keep-alive periods without a packet; 0 turns it off.
+pub fn idle_limit(keep_alive_secs: u16) -> Option<Duration> {
+    (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500))
+}
+
+#[derive(Debug)]
+pub struct Transport {
+    stream: TcpStream,
+    /// Bytes read and not yet decoded; never grows past one packet of `max_packet` plus what one
+    /// read returns, because a larger packet is refused from its fixed header.
+    pub read: BytesMut,
+    write: BytesMut,
+    /// Largest whole packet (fixed header included) accepted from the client.
+    max_packet: usize,
+}
+
+impl Transport {
+    pub fn new(stream: TcpStream, max_packet: usize) -> Self {
+        Self {
+            stream,
+            read: BytesMut::with_capacity(4096),
+            write: BytesMut::with_capacity(1024),
+            max_packet,
+        }
+    }
+
+    /// Reads until a whole CONNECT is buffered and returns the protocol level it asks for.
+    /// Anything else first is not MQTT: it ends the connection at once, without waiting for the
+    /// rest of a "packet" whose length came from garbage.
+    pub async fn connect(&mut self) -> Result<u8, Close> {
+        loop {
+            if self.read.first().is_some_and(|byte| byte >> 4 != 1) {
+                return Err(Close::NotConnect);
+            }
+            if let Some(len) = self.frame()? {
+                return Ok(frame::protocol_level(&self.read[..len])?);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Waits (at most `idle`, unless `shutdown` comes first) for one whole packet, then decodes it
+    /// and those already read behind it, at most `max` in all: the run a version answers at once.
+    pub async fn batch<P>(
+        &mut self,
+        mut decode: impl FnMut(&mut BytesMut) -> Result<P, Close>,
+        max: usize,
+        idle: Option<Duration>,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<P>, Close> {
+        tokio::select! {
+            ready = within(idle, self.whole_packet()) => ready?,
+            _ = shutdown.cancelled() => return Err(Close::Shutdown),
+        }
+        let mut packets = Vec::new();
+        while packets.len() < max.max(1) && self.frame()?.is_some() {
+            packets.push(decode(&mut self.read)?);
+        }
+        Ok(packets)
+    }
+
+    async fn whole_packet(&mut self) -> Result<(), Close> {
+        while self.frame()?.is_none() {
+            self.fill().await?;
+        }
+        Ok(())
+    }
+
+    /// The size of the packet at the front of the read buffer, once all of it is there.
+    fn frame(&self) -> Result<Option<usize>, Close> {
+        let Some(header) = frame::header(&self.read)? else {
+            return Ok(None);
+        };
+        if header.total() > self.max_packet {
+            return Err(Close::TooLarge {
+                size: header.total(),
+                max: self.max_packet,
+            });
+        }
+        Ok((self.read.len() >= header.total()).then_some(header.total()))
+    }
+
+    async fn fill(&mut self) -> Result<(), Close> {
+        if self.stream.read_buf(&mut self.read).await? == 0 {
+            return Err(Close::PeerClosed);
+        }
+        Ok(())
+    }
+
+    /// Encodes a reply into the write buffer; [`Transport::flush`] sends it.
+    pub fn queue<E: std::fmt::Display>(
+        &mut self,
+        encode: impl FnOnce(&mut BytesMut) -> Result<usize, E>,
+    ) -> Result<(), Close> {
+        encode(&mut self.write)
+            .map(|_| ())
+            .map_err(|error| Close::Encode(error.to_string()))
+    }
+
+    pub async fn flush(&mut self) -> Result<(), Close> {
+        if !self.write.is_empty() {
+            self.stream.write_all(&self.write).await?;
+            self.write.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued, then closes so that the client reads it: our side stops writing and
+    /// what the client still sends is read and dropped for a moment (closing with unread bytes
+    /// would reset the connection and could discard our last packet before the client reads it).
+    pub async fn close_after_flush(mut self) {
+        if self.flush().await.is_err() || self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let mut sink = [0u8; 4096];
+        let drain = async {
+            let mut budget = 4 * self.max_packet.max(4096);
+            while budget > 0 {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => budget = budget.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
+}
+
+async fn within<T>(
+    limit: Option<Duration>,
+    work: impl Future<Output = Result<T, Close>>,
+) -> Result<T, Close> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| Close::KeepAlive)?,
+        None => work.await,
+    }
+}

@@ -1,0 +1,147 @@
+//! MQTT 3.1.1 (protocol level 4) on `rumqttc::mqttbytes::v4`. 3.1.1 has no negative PUBACK: an
+//! invalid payload is acknowledged (it is in the rejected table), and a full buffer closes the
+//! connection without a PUBACK so that the client publishes again later.
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, SubAck, SubscribeReasonCode, UnsubAck,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::ingest::{Inbound, Ingest, Outcome};
+use super::session::{Close, Transport, Violation, idle_limit};
+
+/// Serves a connection whose CONNECT (already buffered) asks for protocol level 4.
+pub async fn serve(
+    mut transport: Transport,
+    ingest: Ingest<'_>,
+    shutdown: &CancellationToken,
+) -> Result<(), Close> {
+    let Packet::Connect(connect) = decode(&mut transport.read)? else {
+        return Err(Close::NotConnect);
+    };
+    accept(&mut transport, &ingest, &connect).await?;
+    let idle = idle_limit(connect.keep_alive);
+    loop {
+        let packets = transport
+            .batch(decode, ingest.max_inflight(), idle, shutdown)
+            .await?;
+        if !handle(&mut transport, &ingest, packets).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Answers a CONNECT for a protocol level this listener does not speak (3.1's `MQIsdp`, or
+/// anything unknown) with the 3.1.1 refusal, which older clients understand too.
+pub async fn refuse_version(mut transport: Transport, level: u8) -> Close {
+    let refusal = ConnAck::new(ConnectReturnCode::RefusedProtocolVersion, false);
+    if transport
+        .queue(|buf| Packet::ConnAck(refusal).write(buf, usize::MAX))
+        .is_ok()
+    {
+        transport.close_after_flush().await;
+    }
+    Close::UnsupportedVersion(level)
+}
+
+/// A whole packet from the front of the buffer (the transport has checked its size).
+fn decode(read: &mut BytesMut) -> Result<Packet, Close> {
+    Packet::read(read, usize::MAX).map_err(|error| Close::Malformed(error.to_string()))
+}
+
+async fn accept(
+    transport: &mut Transport,
+    ingest: &Ingest<'_>,
+    connect: &Connect,
+) -> Result<(), Close> {
+    let login = connect
+        .login
+        .as_ref()
+        .map(|login| (login.username.as_str(), login.password.as_bytes()));
+    let (code, verdict) = match ingest.authorize(login) {
+        Ok(()) => (ConnectReturnCode::Success, Ok(())),
+        Err(_) => (
+            ConnectReturnCode::BadUserNamePassword,
+            Err(Close::Refused("bad username or password")),
+        ),
+    };
+    // No sessions are kept: session present is always false.
+    let connack = Packet::ConnAck(ConnAck::new(code, false));
+    transport.queue(|buf| connack.write(buf, usize::MAX))?;
+    transport.flush().await?;
+    verdict
+}
+
+/// Answers a run of packets: publishes are stored together, then acknowledged in order. A
+/// protocol error ends the run; what came before it is still stored and acknowledged. Returns
+/// `false` when the client disconnected.
+async fn handle(
+    transport: &mut Transport,
+    ingest: &Ingest<'_>,
+    packets: Vec<Packet>,
+) -> Result<bool, Close> {
+    let mut inbound = Vec::new();
+    let mut replies = Vec::new();
+    let mut end = None;
+    for packet in packets {
+        match packet {
+            Packet::Publish(publish) if publish.qos == QoS::ExactlyOnce => {
+                end = Some(Err(Close::Protocol(Violation::QoS2)));
+                break;
+            }
+            Packet::Publish(publish) => inbound.push(Inbound {
+                pkid: (publish.qos == QoS::AtLeastOnce).then_some(publish.pkid),
+                topic: publish.topic,
+                payload: publish.payload,
+            }),
+            Packet::PingReq => replies.push(Packet::PingResp),
+            Packet::Subscribe(subscribe) => {
+                let codes = vec![SubscribeReasonCode::Failure; subscribe.filters.len()];
+                replies.push(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
+            }
+            Packet::Unsubscribe(unsubscribe) => {
+                replies.push(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
+            }
+            Packet::Disconnect => {
+                end = Some(Ok(false));
+                break;
+            }
+            Packet::PubAck(_) => {}
+            other => {
+                end = Some(Err(Close::Protocol(Violation::Unexpected(name(&other)))));
+                break;
+            }
+        }
+    }
+    let mut acks = Vec::new();
+    for (pkid, outcome) in ingest.store(inbound).await? {
+        match (outcome, pkid) {
+            (Outcome::Full, _) => return Err(Close::BufferFull),
+            (Outcome::Failed, _) => return Err(Close::BufferFailed),
+            // Stored, or kept in the rejected table: both are acknowledged.
+            (_, Some(pkid)) => acks.push(Packet::PubAck(PubAck::new(pkid))),
+            (_, None) => {}
+        }
+    }
+    for reply in acks.into_iter().chain(replies) {
+        transport.queue(|buf| reply.write(buf, usize::MAX))?;
+    }
+    transport.flush().await?;
+    end.unwrap_or(Ok(true))
+}
+
+fn name(packet: &Packet) -> &'static str {
+    match packet {
+        Packet::Connect(_) => "CONNECT",
+        Packet::ConnAck(_) => "CONNACK",
+        Packet::PubRec(_) => "PUBREC",
+        Packet::PubRel(_) => "PUBREL",
+        Packet::PubComp(_) => "PUBCOMP",
+        Packet::SubAck(_) => "SUBACK",
+        Packet::UnsubAck(_) => "UNSUBACK",
+        Packet::PingResp => "PINGRESP",
+        _ => "server-only",
+    }
+}
