@@ -4,82 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::net::SocketAddr;
+mod support;
+
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use emberline_agent::auth::Tokens;
-use emberline_agent::buffer::{Buffer, Durability, StoreConfig};
-use emberline_agent::metrics::Metrics;
-use emberline_agent::mqtt::{MqttConfig, MqttContext, serve};
-use emberline_core::{AgentId, Envelope, Limits, Protocol};
+use emberline_core::Protocol;
 use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
+use support::{listener, payload};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_util::sync::CancellationToken;
-
-struct Listener {
-    address: SocketAddr,
-    buffer: Buffer,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn listener(tokens: Option<&str>, max_buffer_bytes: u64) -> Listener {
-    emberline_testkit::init_logs();
-    let dir = tempfile::tempdir().unwrap();
-    let (buffer, _thread) = Buffer::start(StoreConfig {
-        path: dir.path().join("buffer.db"),
-        agent_id: AgentId::parse("edge-1").unwrap(),
-        max_bytes: max_buffer_bytes,
-        durability: Durability::Full,
-    })
-    .unwrap();
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = socket.local_addr().unwrap();
-    let context = MqttContext {
-        buffer: buffer.clone(),
-        limits: Limits::default(),
-        tokens: tokens.map(|t| Arc::new(Tokens::parse(t).unwrap())),
-        metrics: Metrics::default(),
-        alerts: None,
-        config: MqttConfig {
-            max_packet_bytes: 4096,
-            max_inflight: 50,
-            connect_timeout: Duration::from_secs(5),
-        },
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(serve(socket, context, shutdown.clone()));
-    Listener {
-        address,
-        buffer,
-        shutdown,
-        _dir: dir,
-    }
-}
-
-fn payload(source: &str, n: u32) -> String {
-    format!(
-        r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":34.05,"longitude":-118.25,"temperature":{},"humidity":12,
-        "wind_speed":18.4,"wind_direction":270,"vegetation_density":0.82,"air_quality_index":160,"source_name":"{source}","seq":{n}}}"#,
-        20 + n % 10
-    )
-}
-
-async fn buffered(listener: &Listener) -> Vec<Envelope> {
-    let stored = listener.buffer.peek(100_000, usize::MAX).await.unwrap();
-    stored
-        .iter()
-        .map(|s| Envelope::from_slice(&s.envelope).unwrap())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rumqttc_qos1_publishes_are_acknowledged_after_the_commit() {
@@ -106,10 +39,10 @@ async fn rumqttc_qos1_publishes_are_acknowledged_after_the_commit() {
         if let Event::Incoming(rumqttc::Incoming::PubAck(_)) = event {
             acks += 1;
             // Every reading acknowledged so far is already in the buffer.
-            assert!(buffered(&listener).await.len() >= acks);
+            assert!(listener.buffered().await.len() >= acks);
         }
     }
-    let stored = buffered(&listener).await;
+    let stored = listener.buffered().await;
     assert_eq!(stored.len(), 100);
     assert!(stored.iter().all(|e| e.protocol == Protocol::Mqtt));
     let temperatures: Vec<f64> = stored
@@ -177,7 +110,8 @@ sys.exit(0 if info.is_published() else 1)
         "paho-mqtt: {}",
         String::from_utf8_lossy(&paho.stderr)
     );
-    let ids: Vec<String> = buffered(&listener)
+    let ids: Vec<String> = listener
+        .buffered()
         .await
         .iter()
         .map(|e| e.reading_id.to_string())
@@ -266,7 +200,7 @@ async fn oversized_packets_garbage_and_silence_close_the_connection() {
     .await
     .expect("the oversized publish must end the connection");
     assert!(closed, "connection must be closed without a PUBACK");
-    assert!(buffered(&listener).await.is_empty());
+    assert!(listener.buffered().await.is_empty());
 
     // A client that connects and never sends CONNECT is dropped after the connect timeout.
     let mut silent = tokio::net::TcpStream::connect(listener.address)
@@ -311,7 +245,7 @@ async fn a_full_buffer_refuses_the_publish_without_puback() {
     assert!(publish(1), "the first reading fits");
     assert!(!publish(2), "no PUBACK when full");
     assert_eq!(
-        buffered(&listener).await.len(),
+        listener.buffered().await.len(),
         1,
         "the acknowledged reading is kept"
     );

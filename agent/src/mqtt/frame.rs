@@ -52,9 +52,7 @@ pub fn header(buf: &[u8]) -> Result<Option<Header>, FrameError> {
 
 /// The protocol level of a whole CONNECT packet: 4 for MQTT 3.1.1, 5 for MQTT 5, 3 for 3.1.
 pub fn protocol_level(connect: &[u8]) -> Result<u8, FrameError> {
-    let start = header(connect)?
-        .ok_or(FrameError::ShortConnect)?
-        .header_len;
+    let start = header(connect)?.ok_or(FrameError::ShortConnect)?.header_len;
     let name_len = match connect.get(start..start + 2) {
         Some(&[high, low]) => usize::from(u16::from_be_bytes([high, low])),
         _ => return Err(FrameError::ShortConnect),

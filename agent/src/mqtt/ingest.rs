@@ -80,7 +80,10 @@ impl<'a> Ingest<'a> {
     /// Stores a run of publishes and says what became of each, in order. Invalid ones are in
     /// the rejected table before this returns, valid ones committed together: a PUBACK written
     /// after this is a promise kept. An error means a rejected publish could not be recorded.
-    pub async fn store(&self, publishes: Vec<Inbound>) -> Result<Vec<(Option<u16>, Outcome)>, Close> {
+    pub async fn store(
+        &self,
+        publishes: Vec<Inbound>,
+    ) -> Result<Vec<(Option<u16>, Outcome)>, Close> {
         let now = OffsetDateTime::now_utc();
         let limits = &self.context.limits;
         let mut incoming = Vec::new();

@@ -82,6 +82,9 @@ pub struct Transport {
     write: BytesMut,
     /// Largest whole packet (fixed header included) accepted from the client.
     max_packet: usize,
+    /// An error found behind packets already decoded: those are answered first, then this ends
+    /// the connection.
+    pending: Option<Close>,
 }
 
 impl Transport {
@@ -91,6 +94,7 @@ impl Transport {
             read: BytesMut::with_capacity(4096),
             write: BytesMut::with_capacity(1024),
             max_packet,
+            pending: None,
         }
     }
 
@@ -118,13 +122,28 @@ impl Transport {
         idle: Option<Duration>,
         shutdown: &CancellationToken,
     ) -> Result<Vec<P>, Close> {
+        if let Some(error) = self.pending.take() {
+            return Err(error);
+        }
         tokio::select! {
             ready = within(idle, self.whole_packet()) => ready?,
             _ = shutdown.cancelled() => return Err(Close::Shutdown),
         }
         let mut packets = Vec::new();
-        while packets.len() < max.max(1) && self.frame()?.is_some() {
-            packets.push(decode(&mut self.read)?);
+        while packets.len() < max.max(1) {
+            let next = match self.frame() {
+                Ok(Some(_)) => decode(&mut self.read),
+                Ok(None) => break,
+                Err(error) => Err(error),
+            };
+            match next {
+                Ok(packet) => packets.push(packet),
+                Err(error) if packets.is_empty() => return Err(error),
+                Err(error) => {
+                    self.pending = Some(error);
+                    break;
+                }
+            }
         }
         Ok(packets)
     }

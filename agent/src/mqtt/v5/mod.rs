@@ -46,9 +46,24 @@ pub async fn serve(
         return Err(Close::NotConnect);
     };
     let client = Client::of(&connect);
-    let connected = accept(&mut transport, &ingest, &connect, will.as_ref(), login.as_ref());
+    let connected = accept(
+        &mut transport,
+        &ingest,
+        &connect,
+        will.as_ref(),
+        login.as_ref(),
+    );
     let result = match connected.await {
-        Ok(()) => session(&mut transport, &ingest, client, connect.keep_alive, shutdown).await,
+        Ok(()) => {
+            session(
+                &mut transport,
+                &ingest,
+                client,
+                connect.keep_alive,
+                shutdown,
+            )
+            .await
+        }
         Err(refused) => Err(refused),
     };
     if let Err(close) = &result {
@@ -170,9 +185,7 @@ async fn handle(
             },
             Packet::PingReq(_) => replies.push(Packet::PingResp(PingResp)),
             Packet::Subscribe(subscribe) => replies.push(reply::suback(&subscribe, client)),
-            Packet::Unsubscribe(unsubscribe) => {
-                replies.push(reply::unsuback(&unsubscribe, client))
-            }
+            Packet::Unsubscribe(unsubscribe) => replies.push(reply::unsuback(&unsubscribe, client)),
             Packet::Disconnect(_) => {
                 end = Some(Ok(false));
                 break;
@@ -184,9 +197,11 @@ async fn handle(
             }
         }
     }
-    let acks = ingest.store(inbound).await?.into_iter().filter_map(|(pkid, outcome)| {
-        pkid.map(|pkid| reply::puback(pkid, outcome, client))
-    });
+    let acks = ingest
+        .store(inbound)
+        .await?
+        .into_iter()
+        .filter_map(|(pkid, outcome)| pkid.map(|pkid| reply::puback(pkid, outcome, client)));
     for packet in acks.chain(replies) {
         transport.queue(|buf| packet.write(buf, None))?;
     }
@@ -202,7 +217,11 @@ fn accept_publish(publish: Publish) -> Result<Inbound, Violation> {
     if publish.retain {
         return Err(Violation::Retain);
     }
-    if publish.properties.as_ref().is_some_and(|p| p.topic_alias.is_some()) {
+    if publish
+        .properties
+        .as_ref()
+        .is_some_and(|p| p.topic_alias.is_some())
+    {
         return Err(Violation::TopicAlias);
     }
     let topic = String::from_utf8(publish.topic.to_vec()).map_err(|_| Violation::TopicEncoding)?;

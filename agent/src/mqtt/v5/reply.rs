@@ -3,9 +3,8 @@
 
 use rumqttc::v5::mqttbytes::v5::{
     ConnAck, ConnAckProperties, Connect, ConnectReturnCode, Disconnect, DisconnectProperties,
-    DisconnectReasonCode, Packet, PubAck, PubAckProperties, PubAckReason, SubAck,
-    SubAckProperties, Subscribe, SubscribeReasonCode, UnsubAck, UnsubAckProperties,
-    UnsubAckReason, Unsubscribe,
+    DisconnectReasonCode, Packet, PubAck, PubAckProperties, PubAckReason, SubAck, SubAckProperties,
+    Subscribe, SubscribeReasonCode, UnsubAck, UnsubAckProperties, UnsubAckReason, Unsubscribe,
 };
 
 use super::Client;
@@ -238,7 +237,10 @@ mod tests {
         let Packet::PubAck(ack) = puback(7, Outcome::Invalid(why.clone()), tight) else {
             panic!("not a PUBACK");
         };
-        assert_eq!((ack.reason, ack.properties), (PubAckReason::PayloadFormatInvalid, None));
+        assert_eq!(
+            (ack.reason, ack.properties),
+            (PubAckReason::PayloadFormatInvalid, None)
+        );
 
         let quiet = Client {
             max_packet: None,
@@ -247,7 +249,10 @@ mod tests {
         let Packet::PubAck(ack) = puback(7, Outcome::Full, quiet) else {
             panic!("not a PUBACK");
         };
-        assert_eq!((ack.reason, ack.properties), (PubAckReason::QuotaExceeded, None));
+        assert_eq!(
+            (ack.reason, ack.properties),
+            (PubAckReason::QuotaExceeded, None)
+        );
     }
 
     #[test]
