@@ -107,6 +107,39 @@ async fn rumqttc_v5_puback_follows_the_commit_and_connack_states_the_limits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_puback_while_the_buffer_cannot_commit() {
+    let listener = listener(None, u64::MAX).await;
+    let options = MqttOptions::new("dev-5", "127.0.0.1", listener.port());
+    let (client, mut events) = AsyncClient::new(options, 10);
+    // The event loop runs on its own task; PUBACKs come out of a channel that is safe to wait
+    // on with a timeout.
+    let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Packet::PubAck(ack)) = event {
+                let _ = acks.send(ack);
+            }
+        }
+    });
+    // Another connection holds the buffer's write lock, so the listener's commit waits.
+    let db = rusqlite::Connection::open(&listener.buffer_path).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    client
+        .publish(TOPIC, QoS::AtLeastOnce, false, payload("dev-5", 1))
+        .await
+        .unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(800), acked.recv()).await;
+    assert!(early.is_err(), "a PUBACK before the commit: {early:?}");
+    db.execute_batch("COMMIT").unwrap();
+    let ack = tokio::time::timeout(WAIT, acked.recv())
+        .await
+        .expect("the PUBACK once the commit is done")
+        .unwrap();
+    assert_eq!(ack.reason, PubAckReason::Success);
+    assert_eq!(listener.buffered().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_publishes_get_a_negative_puback_and_are_kept_as_rejected() {
     let listener = listener(None, u64::MAX).await;
     let options = MqttOptions::new("dev-5", "127.0.0.1", listener.port());

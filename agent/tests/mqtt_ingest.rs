@@ -54,6 +54,41 @@ async fn rumqttc_qos1_publishes_are_acknowledged_after_the_commit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_puback_while_the_buffer_cannot_commit() {
+    let listener = listener(None, u64::MAX).await;
+    let options = MqttOptions::new("dev-1", "127.0.0.1", listener.address.port());
+    let (client, mut events) = AsyncClient::new(options, 10);
+    let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(rumqttc::Incoming::PubAck(ack)) = event {
+                let _ = acks.send(ack);
+            }
+        }
+    });
+    // Another connection holds the buffer's write lock, so the listener's commit waits.
+    let db = rusqlite::Connection::open(&listener.buffer_path).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    client
+        .publish(
+            "sensors/dev-1/readings",
+            QoS::AtLeastOnce,
+            false,
+            payload("dev-1", 1),
+        )
+        .await
+        .unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(800), acked.recv()).await;
+    assert!(early.is_err(), "a PUBACK before the commit: {early:?}");
+    db.execute_batch("COMMIT").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), acked.recv())
+        .await
+        .expect("the PUBACK once the commit is done")
+        .unwrap();
+    assert_eq!(listener.buffered().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_pub_and_paho_mqtt_are_served_with_credentials() {
     let listener = listener(Some("dev-2 s3cret\n"), u64::MAX).await;
     let port = listener.address.port().to_string();
