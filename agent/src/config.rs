@@ -87,7 +87,7 @@ pub struct RunArgs {
     /// Device tokens, one `name token` per line; without it every device is accepted.
     #[arg(long, env = "EMBERLINE_DEVICE_TOKENS_FILE")]
     pub device_tokens_file: Option<PathBuf>,
-    /// MQTT ingest listener (publish-only, MQTT 3.1.1).
+    /// MQTT ingest listener (publish-only, MQTT 3.1.1 and 5).
     #[arg(long, env = "EMBERLINE_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
     pub mqtt_listen: SocketAddr,
     /// The local alert bus (embedded MQTT broker for sirens, cameras, laptops on the node).
@@ -103,10 +103,12 @@ pub struct RunArgs {
     /// Run without the MQTT ingest listener.
     #[arg(long, env = "EMBERLINE_NO_MQTT")]
     pub no_mqtt: bool,
-    /// Largest MQTT packet accepted; larger ones close the connection.
+    /// Largest MQTT packet accepted, fixed header included; larger ones close the connection
+    /// (MQTT 5: advertised as the maximum packet size, DISCONNECT 0x95).
     #[arg(long, env = "EMBERLINE_MQTT_MAX_PACKET_BYTES", default_value_t = 64 * 1024)]
     pub mqtt_max_packet_bytes: usize,
-    /// Most unacknowledged QoS 1 publishes read from one connection.
+    /// Most unacknowledged QoS 1 publishes read from one connection (MQTT 5: advertised as the
+    /// receive maximum, at most 65,535).
     #[arg(long, env = "EMBERLINE_MQTT_MAX_INFLIGHT", default_value_t = 100)]
     pub mqtt_max_inflight: usize,
     #[arg(long, env = "EMBERLINE_MAX_READING_BYTES", default_value_t = 64 * 1024)]
