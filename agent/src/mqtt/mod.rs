@@ -30,8 +30,14 @@
 //!   too large, 0x9B QoS 2, 0x9A retain, 0x8D keep-alive, 0x8B shutdown …).
 //!
 //! No session outlives its connection: session present is always false, and an MQTT 5 client
-//! asking for a session expiry is told 0. Wills are never published. QoS 2, oversized packets
+//! asking for a session expiry is told 0. Wills are never published (a will this server could
+//! not honour — QoS 2, retained — is refused at CONNACK under MQTT 5). QoS 2, oversized packets
 //! and garbage close the connection.
+//!
+//! The receive maximum is kept by reading, not by policing: a client that sends more than
+//! `max_inflight` unacknowledged publishes waits on TCP until its PUBACKs are written (no
+//! DISCONNECT 0x93). A QoS 0 publish that meets a full buffer has no answer in either version:
+//! it is counted (`outcome="full"`) and logged nowhere else.
 
 mod frame;
 mod ingest;

@@ -46,30 +46,18 @@ pub async fn serve(
         return Err(Close::NotConnect);
     };
     let client = Client::of(&connect);
-    let connected = accept(
-        &mut transport,
-        &ingest,
-        &connect,
-        will.as_ref(),
-        login.as_ref(),
-    );
-    let result = match connected.await {
-        Ok(()) => {
-            session(
-                &mut transport,
-                &ingest,
-                client,
-                connect.keep_alive,
-                shutdown,
-            )
-            .await
-        }
-        Err(refused) => Err(refused),
-    };
+    let login = login.as_ref();
+    let mut result = accept(&mut transport, &ingest, &connect, will.as_ref(), login).await;
+    if result.is_ok() {
+        let keep_alive = connect.keep_alive;
+        result = session(&mut transport, &ingest, client, keep_alive, shutdown).await;
+    }
     if let Err(close) = &result {
         if let Some(disconnect) = reply::disconnect(close) {
             let packet = reply::fit(Packet::Disconnect(disconnect), client);
-            transport.queue(|buf| packet.write(buf, None))?;
+            if let Err(error) = transport.queue(|buf| packet.write(buf, None)) {
+                tracing::debug!(%error, "cannot encode the DISCONNECT");
+            }
         }
         transport.close_after_flush().await;
     }
