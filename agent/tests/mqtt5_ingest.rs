@@ -37,12 +37,17 @@ async fn next_incoming(events: &mut EventLoop) -> Packet {
     .expect("no packet from the listener in time")
 }
 
+/// The next PUBACK the client receives, within a bounded wait.
 async fn next_puback(events: &mut EventLoop) -> PubAck {
-    loop {
-        if let Packet::PubAck(ack) = next_incoming(events).await {
-            return ack;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Event::Incoming(Packet::PubAck(ack)) = events.poll().await.unwrap() {
+                return ack;
+            }
         }
-    }
+    })
+    .await
+    .expect("no PUBACK from the listener in time")
 }
 
 fn mosquitto_pub(port: u16, message: &str, extra: &[&str]) -> Output {
