@@ -14,8 +14,8 @@ use bytes::BytesMut;
 use emberline_core::Protocol;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{
-    Connect, ConnectProperties, ConnectReturnCode, DisconnectReasonCode, Packet, PubAck,
-    PubAckReason, Publish,
+    Connect, ConnectProperties, ConnectReturnCode, DisconnectReasonCode, Filter, Packet, PubAck,
+    PubAckReason, Publish, Subscribe, SubscribeReasonCode,
 };
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use support::{Listener, MAX_INFLIGHT, MAX_PACKET_BYTES, listener, payload};
@@ -415,13 +415,23 @@ async fn protocol_errors_end_with_a_disconnect_reason_after_earlier_publishes_ar
 
     // A DISCONNECT with no reason byte (remaining length 0) is a normal disconnection.
     // An empty client identifier gets one assigned.
-    let mut then = encode(&[ok(3)]);
+    // A SUBSCRIBE is refused (publish-only) without ending the connection.
+    let mut subscribe = Subscribe::new(Filter::new("sensors/#", QoS::AtLeastOnce), None);
+    subscribe.pkid = 4;
+    let mut then = encode(&[Packet::Subscribe(subscribe), ok(3)]);
     then.extend_from_slice(&[0xE0, 0x00]);
     let packets = exchange(&listener, 30, "", &then).await;
-    let [Packet::ConnAck(connack), Packet::PubAck(ack)] = &packets[..] else {
-        panic!("CONNACK and PUBACK, then a quiet close: {packets:?}");
+    let [
+        Packet::ConnAck(connack),
+        Packet::PubAck(ack),
+        Packet::SubAck(suback),
+    ] = &packets[..]
+    else {
+        panic!("CONNACK, PUBACK and SUBACK, then a quiet close: {packets:?}");
     };
     assert_eq!((ack.pkid, ack.reason), (3, PubAckReason::Success));
+    assert_eq!(suback.pkid, 4);
+    assert_eq!(suback.return_codes, [SubscribeReasonCode::NotAuthorized]);
     let assigned = connack
         .properties
         .as_ref()
