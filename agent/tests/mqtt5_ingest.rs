@@ -311,9 +311,6 @@ async fn exchange(
     client_id: &str,
     then: &[u8],
 ) -> Vec<Packet> {
-    let mut stream = tokio::net::TcpStream::connect(listener.address)
-        .await
-        .unwrap();
     let connect = Connect {
         keep_alive,
         client_id: client_id.into(),
@@ -322,7 +319,15 @@ async fn exchange(
     };
     let mut out = encode(&[Packet::Connect(connect, None, None)]);
     out.extend_from_slice(then);
-    stream.write_all(&out).await.unwrap();
+    send_raw(listener, &out).await
+}
+
+/// Sends `bytes` as they are and returns the packets the listener answers until it closes.
+async fn send_raw(listener: &Listener, bytes: &[u8]) -> Vec<Packet> {
+    let mut stream = tokio::net::TcpStream::connect(listener.address)
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
     let mut received = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut received))
         .await
@@ -437,6 +442,16 @@ async fn protocol_errors_end_with_a_disconnect_reason_after_earlier_publishes_ar
         .as_ref()
         .and_then(|p| p.assigned_client_identifier.as_ref());
     assert!(assigned.is_some_and(|id| !id.is_empty()), "{connack:?}");
+
+    // A CONNECT with an unknown property is malformed: CONNACK 0x81, then the close.
+    let bad_property = [
+        0x10, 15, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 30, 2, 0x7F, 0, 0, 0,
+    ];
+    let packets = send_raw(&listener, &bad_property).await;
+    assert!(
+        matches!(&packets[..], [Packet::ConnAck(c)] if c.code == ConnectReturnCode::MalformedPacket),
+        "{packets:?}"
+    );
 
     // Silence past one and a half keep-alive periods.
     let started = std::time::Instant::now();

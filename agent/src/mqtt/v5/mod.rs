@@ -42,8 +42,10 @@ pub async fn serve(
     ingest: Ingest<'_>,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
-    let Packet::Connect(connect, will, login) = decode(&mut transport.read)? else {
-        return Err(Close::NotConnect);
+    let (connect, will, login) = match decode(&mut transport.read) {
+        Ok(Packet::Connect(connect, will, login)) => (connect, will, login),
+        Ok(_) => return Err(Close::NotConnect),
+        Err(malformed) => return Err(refuse_malformed(transport, malformed).await),
     };
     let client = Client::of(&connect);
     let login = login.as_ref();
@@ -62,6 +64,16 @@ pub async fn serve(
         transport.close_after_flush().await;
     }
     result
+}
+
+/// §4.13.1: a malformed CONNECT may be answered with CONNACK 0x81 before the close.
+async fn refuse_malformed(mut transport: Transport, malformed: Close) -> Close {
+    let refusal = reply::refused(ConnectReturnCode::MalformedPacket, &malformed.to_string());
+    let connack = Packet::ConnAck(refusal);
+    if transport.queue(|buf| connack.write(buf, None)).is_ok() {
+        transport.close_after_flush().await;
+    }
+    malformed
 }
 
 async fn session(
