@@ -26,8 +26,12 @@
 //!   0x97 "quota exceeded" when the buffer is full, the connection staying open. CONNACK
 //!   advertises the limits (receive maximum = `max_inflight`, maximum packet size, maximum
 //!   QoS 1, no retain, no topic aliases, no subscriptions) and refuses bad credentials with
-//!   0x86, missing ones with 0x87. Protocol errors end with a DISCONNECT reason code (0x95 packet
-//!   too large, 0x9B QoS 2, 0x9A retain, 0x8D keep-alive, 0x8B shutdown …).
+//!   0x86, missing ones with 0x87, a malformed CONNECT with 0x81. Protocol errors end with a
+//!   DISCONNECT reason code (0x95 packet too large, 0x9B QoS 2, 0x9A retain, 0x8D keep-alive,
+//!   0x8B shutdown …).
+//!
+//! In both versions a protocol error or an oversized packet ends the connection only after the
+//! publishes read before it are committed and answered.
 //!
 //! No session outlives its connection: session present is always false, and an MQTT 5 client
 //! asking for a session expiry is told 0. Wills are never published (a will this server could
