@@ -125,6 +125,42 @@ async fn poison_goes_to_the_dead_letter_table_and_topic_and_the_rest_flows() {
     writer.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_postgresql_refuses_becomes_a_dead_letter_and_the_rest_is_written() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let db = TestDb::create().await;
+    let topics = Topics::create(bootstrap, 1).await;
+    let mut config = topics.write_config(&db.url);
+    config.raw_dlq_topic = Some(topics.raw_dlq.clone());
+    let writer = spawn_writer(config).await;
+    // A valid envelope whose extra field holds U+0000, which PostgreSQL's jsonb cannot store.
+    let mut refused = serde_json::to_value(envelope("s-1", 2, 1, MILD)).unwrap();
+    refused["reading"]["note"] = "nul \u{0000} here".into();
+    let key = || "s-1".to_owned();
+    let records = [
+        (key(), envelope("s-1", 1, 0, MILD).to_vec()),
+        (key(), serde_json::to_vec(&refused).unwrap()),
+        (key(), envelope("s-1", 3, 2, MILD).to_vec()),
+    ];
+    produce(&producer(bootstrap), &topics.raw, &records).await;
+
+    wait_for_count(&db.pool, "SELECT count(*) FROM dead_letters", 1).await;
+    wait_for_count(&db.pool, "SELECT count(*) FROM readings", 2).await;
+    let (code, offset): (String, i64) =
+        sqlx::query_as("SELECT error_code, source_offset FROM dead_letters")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((code.as_str(), offset), ("rejected_by_database", 1));
+    let dead = read_topic(bootstrap, &topics.raw_dlq, 1, Duration::ZERO).await;
+    assert_eq!(
+        dead[0].header(headers::ERROR_CODE),
+        Some("rejected_by_database")
+    );
+    assert_eq!(dead[0].payload, records[1].1);
+    writer.stop().await;
+}
+
 /// Terminates every other session of the test database, as a PostgreSQL restart or a failover
 /// would; returns how many went.
 async fn kill_connections(db: &TestDb) -> i64 {
