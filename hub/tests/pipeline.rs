@@ -217,3 +217,28 @@ async fn two_detectors_and_two_writers_store_everything_exactly_once() {
         role.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_pauses_both_roles_and_loses_nothing() {
+    let mut broker = tokio::task::block_in_place(emberline_testkit::TestBroker::start);
+    let bootstrap = broker.bootstrap();
+    let db = TestDb::create().await;
+    let topics = Topics::create(&bootstrap, 2).await;
+    let detector = spawn_detector(topics.detect_config()).await;
+    let writer = spawn_writer(topics.write_config(&db.url)).await;
+    let readings = |from: u64, to: u64| -> Vec<Envelope> {
+        (from..to)
+            .map(|n| envelope(&format!("s-{}", n % 4), n, n as i64, MILD))
+            .collect()
+    };
+    produce_envelopes(&producer(&bootstrap), &topics.raw, &readings(0, 20)).await;
+    wait_for_count(&db.pool, "SELECT count(*) FROM classifications", 20).await;
+
+    tokio::task::block_in_place(|| broker.kill9());
+    tokio::task::block_in_place(|| broker.restart());
+    produce_envelopes(&producer(&bootstrap), &topics.raw, &readings(20, 40)).await;
+    wait_for_count(&db.pool, "SELECT count(*) FROM classifications", 40).await;
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM readings").await, 40);
+    detector.stop().await;
+    writer.stop().await;
+}

@@ -164,7 +164,9 @@ impl Detector {
         }
         let stop = role::hard_stop(&token, self.config.common.shutdown_timeout / 2);
         self.consume(&token, &stop).await;
-        role::finish(self.consumer, tasks, self.config.common.shutdown_timeout).await;
+        let timeout = self.config.common.shutdown_timeout;
+        role::finish(self.consumer, tasks, timeout).await;
+        self.producer.close(timeout / 4);
         Ok(())
     }
 

@@ -19,6 +19,8 @@ use crate::config::Common;
 
 /// Bound on one readiness check of the brokers.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a replaced producer may take to deliver what it still holds.
+const RETIRE_FLUSH: Duration = Duration::from_secs(5);
 /// How long to wait for room when librdkafka's queue is full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(20);
 
@@ -110,7 +112,15 @@ impl Producer {
             std::mem::replace(&mut *current, fresh)
         };
         tracing::warn!(%reason, "Kafka producer replaced after a delivery error");
-        retire(old);
+        retire(old, RETIRE_FLUSH);
+    }
+
+    /// Flushes and lets the producer go on a thread of its own (bounded by `timeout`), so that
+    /// no runtime thread waits on librdkafka's destroy. Call it with the last handle.
+    pub fn close(self, timeout: Duration) {
+        let producer = self.current();
+        drop(self);
+        retire(producer, timeout);
     }
 
     /// The brokers answer and every one of `topics` exists.
@@ -183,9 +193,9 @@ async fn enqueue(
 
 /// Lets a replaced producer go on a thread of its own: librdkafka's destroy can block after a
 /// broker restart (DEVELOPERS.md).
-fn retire(producer: Arc<FutureProducer>) {
+fn retire(producer: Arc<FutureProducer>, flush: Duration) {
     let retiring = move || {
-        let _ = producer.flush(Duration::from_secs(5));
+        let _ = producer.flush(flush);
         drop(producer);
     };
     if let Err(error) = std::thread::Builder::new()
