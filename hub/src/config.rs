@@ -85,6 +85,9 @@ pub struct Common {
     /// Bound on a graceful shutdown: finishing the batch in hand and committing offsets.
     #[arg(long, env = "EMBERLINE_HUB_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// How often the per-partition consumer lag gauges are refreshed.
+    #[arg(long, env = "EMBERLINE_HUB_LAG_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub lag_interval: Duration,
     /// Extra librdkafka settings, `key=value` (repeat, or comma-separate in the env twin).
     #[arg(long = "kafka-option", env = "EMBERLINE_HUB_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
@@ -98,6 +101,7 @@ impl Common {
             batch_size: 500,
             batch_linger: Duration::from_millis(20),
             shutdown_timeout: Duration::from_secs(20),
+            lag_interval: Duration::from_secs(10),
             kafka_options: Vec::new(),
         }
     }
@@ -112,6 +116,9 @@ impl Common {
         }
         if self.batch_linger > Duration::from_secs(10) {
             return invalid("--batch-linger must be at most 10s");
+        }
+        if self.lag_interval < Duration::from_millis(100) {
+            return invalid("--lag-interval must be at least 100ms");
         }
         if self.shutdown_timeout < Duration::from_secs(1) {
             return invalid("--shutdown-timeout must be at least 1s");

@@ -17,8 +17,6 @@ use crate::metrics::Metrics;
 
 /// Longest pause between two retries of a transient failure.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How often the per-partition lag gauges are refreshed.
-const LAG_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a role cannot start (or run).
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +93,7 @@ pub fn background(
     listener: tokio::net::TcpListener,
     state: AppState,
     consumer: &GroupConsumer,
+    lag_interval: Duration,
     token: &CancellationToken,
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
@@ -110,7 +109,7 @@ pub fn background(
         loop {
             tokio::select! {
                 _ = token.cancelled() => return,
-                _ = tokio::time::sleep(LAG_EVERY) => consumer.report_lag(&metrics).await,
+                _ = tokio::time::sleep(lag_interval) => consumer.report_lag(&metrics).await,
             }
         }
     });

@@ -5,12 +5,14 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{
-    MILD, Topics, Weather, count, envelope, produce, produce_envelopes, producer, spawn_detector,
-    spawn_writer, wait_for_count,
+    EVERY, MILD, Topics, WITHIN, Weather, count, envelope, produce, produce_envelopes, producer,
+    spawn_detector, spawn_writer, wait_for_count,
 };
 use emberline_core::{Envelope, Profile};
-use emberline_testkit::{TestDb, shared_broker};
+use emberline_testkit::{TestDb, shared_broker, wait_until};
 use time::OffsetDateTime;
 
 type ClassificationRow = (String, f64, serde_json::Value, String, OffsetDateTime);
@@ -31,7 +33,9 @@ async fn readings_produced_to_raw_data_become_rows_with_their_classification() {
     let bootstrap = tokio::task::block_in_place(shared_broker);
     let db = TestDb::create().await;
     let topics = Topics::create(bootstrap, 3).await;
-    let detector = spawn_detector(topics.detect_config()).await;
+    let mut detect = topics.detect_config();
+    detect.common.lag_interval = Duration::from_millis(200);
+    let detector = spawn_detector(detect).await;
     let writer = spawn_writer(topics.write_config(&db.url)).await;
     let envelopes: Vec<Envelope> = (0..40)
         .map(|n| {
@@ -97,6 +101,17 @@ async fn readings_produced_to_raw_data_become_rows_with_their_classification() {
                 .as_str()
         );
     }
+    // Every partition of raw-data is assigned to the one detector, and it has caught up.
+    let lag = format!(
+        "emberline_hub_consumer_lag_records{{topic=\"{}\"",
+        topics.raw
+    );
+    wait_until("the lag of every partition", WITHIN, EVERY, || async {
+        let text = detector.metrics.render().unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(&lag)).collect();
+        (lines.len() == 3 && lines.iter().all(|l| l.ends_with(" 0"))).then_some(())
+    })
+    .await;
     detector.stop().await;
     writer.stop().await;
 }

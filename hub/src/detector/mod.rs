@@ -156,7 +156,13 @@ impl Detector {
             ],
         });
         let state = AppState::new(self.metrics.clone(), ready);
-        let mut tasks = role::background(listener, state, &self.consumer, &token);
+        let mut tasks = role::background(
+            listener,
+            state,
+            &self.consumer,
+            self.config.common.lag_interval,
+            &token,
+        );
         if let Some(path) = self.config.rules.clone() {
             let (rules, metrics) = (self.rules.clone(), self.metrics.clone());
             let every = self.config.rules_poll;

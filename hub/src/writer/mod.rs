@@ -104,7 +104,13 @@ impl Writer {
             topics,
         };
         let state = AppState::new(self.metrics.clone(), Arc::new(ready));
-        let mut tasks = role::background(listener, state, &self.consumer, &token);
+        let mut tasks = role::background(
+            listener,
+            state,
+            &self.consumer,
+            self.config.common.lag_interval,
+            &token,
+        );
         if let Some(max_age) = self.config.retention {
             let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
             let (batch, every) = (self.config.retention_batch, self.config.retention_every);
