@@ -8,6 +8,7 @@ mod common;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use common::{EVERY, Topics, WITHIN, count};
+use emberline_core::Profile;
 use emberline_testkit::{TestDb, free_port, shared_broker, wait_until};
 
 fn hub() -> Command {
@@ -116,5 +117,59 @@ async fn detect_reports_not_ready_while_its_topics_are_missing() {
     .await;
     assert_eq!(status, 503);
     assert!(body.contains("does not exist"), "{body}");
+    assert!(terminate(&mut child).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_rules_file_at_once() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let topics = Topics::create(bootstrap, 1).await;
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(rules.path(), Profile::builtin_toml("default").unwrap()).unwrap();
+    let port = free_port().unwrap();
+    let mut child = hub()
+        .args([
+            "detect",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--brokers",
+            bootstrap,
+        ])
+        .args([
+            "--raw-topic",
+            &topics.raw,
+            "--anomaly-topic",
+            &topics.anomaly,
+        ])
+        .args([
+            "--dlq-topic",
+            &topics.raw_dlq,
+            "--rules-poll",
+            "1h",
+            "--rules",
+        ])
+        .arg(rules.path())
+        .spawn()
+        .unwrap();
+    let rules_info = |version: &'static str| async move {
+        let (_, metrics) = get(port, "/metrics").await?;
+        let line = format!("emberline_hub_rules_info{{version=\"{version}\"}} 1");
+        metrics.contains(&line).then_some(())
+    };
+    wait_until("the default rules", WITHIN, EVERY, || {
+        rules_info("default-2")
+    })
+    .await;
+
+    std::fs::write(rules.path(), Profile::builtin_toml("seed-compat").unwrap()).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the rules reloaded on SIGHUP", WITHIN, EVERY, || {
+        rules_info("seed-compat-1")
+    })
+    .await;
     assert!(terminate(&mut child).success());
 }

@@ -156,6 +156,8 @@ impl Detector {
             ],
         });
         let state = AppState::new(self.metrics.clone(), ready);
+        // Before anything answers: a SIGHUP must never find the process without its handler.
+        let hangups = self.config.rules.is_some().then(rules::hangups).flatten();
         let mut tasks = role::background(
             listener,
             state,
@@ -165,8 +167,8 @@ impl Detector {
         );
         if let Some(path) = self.config.rules.clone() {
             let (rules, metrics) = (self.rules.clone(), self.metrics.clone());
-            let every = self.config.rules_poll;
-            tasks.spawn(rules::watch(path, rules, metrics, every, token.clone()));
+            let triggers = (self.config.rules_poll, hangups);
+            tasks.spawn(rules::watch(path, rules, metrics, triggers, token.clone()));
         }
         let stop = role::hard_stop(&token, self.config.common.shutdown_timeout / 2);
         self.consume(&token, &stop).await;

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use emberline_core::{Profile, RulesError};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -87,19 +87,25 @@ pub fn decide(last_seen: Option<&str>, text: &str, forced: bool) -> Reload {
     }
 }
 
-/// Watches `path` until `token` is cancelled; see the module documentation.
+/// Listens for SIGHUP from now on (without a handler, SIGHUP would end the process); `None`,
+/// with a warning, when it cannot.
+pub fn hangups() -> Option<Signal> {
+    signal(SignalKind::hangup())
+        .inspect_err(
+            |error| tracing::warn!(%error, "cannot watch SIGHUP; polling the rules file only"),
+        )
+        .ok()
+}
+
+/// Watches `path` until `token` is cancelled, checking it every `every` and on each of
+/// `hangup`'s signals; see the module documentation.
 pub async fn watch(
     path: PathBuf,
     rules: SharedRules,
     metrics: Arc<Metrics>,
-    every: Duration,
+    (every, mut hangup): (Duration, Option<Signal>),
     token: CancellationToken,
 ) {
-    let mut hangup = signal(SignalKind::hangup())
-        .inspect_err(
-            |error| tracing::warn!(%error, "cannot watch SIGHUP; polling the rules file only"),
-        )
-        .ok();
     let mut last_seen = std::fs::read_to_string(&path).ok();
     loop {
         let forced = tokio::select! {
@@ -125,7 +131,7 @@ pub async fn watch(
     }
 }
 
-async fn hangup_recv(hangup: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+async fn hangup_recv(hangup: &mut Option<Signal>) -> Option<()> {
     match hangup {
         Some(signal) => signal.recv().await,
         None => std::future::pending().await,
