@@ -202,23 +202,30 @@ async fn the_seed_compat_profile_gives_the_reference_systems_labels() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_detectors_and_two_writers_store_everything_exactly_once() {
+async fn two_detectors_and_two_writers_store_everything_exactly_once_through_a_rebalance() {
     let bootstrap = tokio::task::block_in_place(shared_broker);
     let db = TestDb::create().await;
     let topics = Topics::create(bootstrap, 4).await;
     let detect = topics.detect_config();
     let write = topics.write_config(&db.url);
-    let roles = [
+    let (detector_a, writer_a) = (
         spawn_detector(detect.clone()).await,
-        spawn_detector(detect).await,
         spawn_writer(write.clone()).await,
-        spawn_writer(write).await,
-    ];
+    );
+    let (detector_b, writer_b) = (spawn_detector(detect).await, spawn_writer(write).await);
     let producer = producer(bootstrap);
     let envelopes: Vec<Envelope> = (0..200)
         .map(|n| envelope(&format!("s-{}", n % 20), n, n as i64, MILD))
         .collect();
-    for chunk in envelopes.chunks(25) {
+    for chunk in envelopes[..100].chunks(25) {
+        produce_envelopes(&producer, &topics.raw, chunk).await;
+    }
+    wait_for_count(&db.pool, "SELECT count(*) FROM classifications", 100).await;
+
+    // One instance of each role leaves mid-stream: the others take over its partitions.
+    detector_a.stop().await;
+    writer_a.stop().await;
+    for chunk in envelopes[100..].chunks(25) {
         produce_envelopes(&producer, &topics.raw, chunk).await;
     }
     let heartbeat = serde_json::to_vec(&common::heartbeat("edge-1", 10, 4)).unwrap();
@@ -228,9 +235,8 @@ async fn two_detectors_and_two_writers_store_everything_exactly_once() {
     assert_eq!(count(&db.pool, "SELECT count(*) FROM readings").await, 200);
     wait_for_count(&db.pool, "SELECT count(*) FROM sensors", 20).await;
     wait_for_count(&db.pool, "SELECT count(*) FROM agents", 1).await;
-    for role in roles {
-        role.stop().await;
-    }
+    detector_b.stop().await;
+    writer_b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

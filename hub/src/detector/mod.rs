@@ -212,7 +212,13 @@ impl Detector {
             match classify::classify_record(&profile, message.payload()) {
                 Ok(envelope) => records.push(OutRecord {
                     topic: self.config.anomaly_topic.clone(),
-                    key: Some(envelope.key().as_bytes().to_vec()),
+                    // The record's own key (the bridge's: `source_name`), so one sensor's
+                    // classifications keep their order as its readings did.
+                    key: Some(
+                        message
+                            .key()
+                            .map_or_else(|| envelope.key().as_bytes().to_vec(), <[u8]>::to_vec),
+                    ),
                     payload: envelope.to_vec(),
                     headers: Vec::new(),
                 }),
