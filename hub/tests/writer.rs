@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use common::{
-    MILD, Topics, count, envelope, heartbeat, produce, produce_envelopes, producer, read_topic,
-    spawn_writer, wait_for_count,
+    EVERY, MILD, Topics, WITHIN, count, envelope, heartbeat, produce, produce_envelopes, producer,
+    read_topic, spawn_writer, wait_for_count,
 };
 use emberline_core::{Envelope, Profile};
 use emberline_hub::kafka::dlq::headers;
-use emberline_testkit::{TestDb, shared_broker};
+use emberline_testkit::{TestDb, shared_broker, wait_until};
 
 fn classified(envelope: &Envelope) -> Envelope {
     let profile = Profile::builtin("default").unwrap();
@@ -158,6 +158,37 @@ async fn a_record_postgresql_refuses_becomes_a_dead_letter_and_the_rest_is_writt
         Some("rejected_by_database")
     );
     assert_eq!(dead[0].payload, records[1].1);
+    writer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_old_readings_in_the_background_and_keeps_latest_state() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let db = TestDb::create().await;
+    let topics = Topics::create(bootstrap, 1).await;
+    let mut config = topics.write_config(&db.url);
+    config.retention = Some(Duration::from_secs(24 * 3600));
+    config.retention_every = Duration::from_millis(100);
+    config.retention_batch = 3;
+    let writer = spawn_writer(config).await;
+    // The fixture's readings are from 2025: all older than a day.
+    let old: Vec<Envelope> = (0..10)
+        .map(|n| envelope("s-1", n, n as i64, MILD))
+        .collect();
+    produce_envelopes(&producer(bootstrap), &topics.raw, &old).await;
+
+    wait_until(
+        "retention to remove the old readings",
+        WITHIN,
+        EVERY,
+        || async {
+            let deleted = writer.metric("emberline_hub_retention_deleted_rows_total");
+            (deleted == Some(10.0)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM readings").await, 0);
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM sensors").await, 1);
     writer.stop().await;
 }
 

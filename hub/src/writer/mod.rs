@@ -93,35 +93,14 @@ impl Writer {
         listener: tokio::net::TcpListener,
         token: CancellationToken,
     ) -> Result<(), RoleError> {
-        let mut topics = vec![self.topics.raw.clone(), self.topics.anomaly.clone()];
-        topics.extend([
-            self.topics.status.clone(),
-            self.config.anomaly_dlq_topic.clone(),
-        ]);
-        let ready = WriteReady {
-            producer: self.producer.clone(),
-            pool: self.pool.clone(),
-            topics,
-        };
-        let state = AppState::new(self.metrics.clone(), Arc::new(ready));
-        let mut tasks = role::background(
-            listener,
-            state,
-            &self.consumer,
-            self.config.common.lag_interval,
-            &token,
-        );
+        let state = AppState::new(self.metrics.clone(), Arc::new(self.readiness()));
+        let lag_interval = self.config.common.lag_interval;
+        let mut tasks = role::background(listener, state, &self.consumer, lag_interval, &token);
         if let Some(max_age) = self.config.retention {
             let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
             let (batch, every) = (self.config.retention_batch, self.config.retention_every);
-            tasks.spawn(retention::run(
-                pool,
-                max_age,
-                batch,
-                every,
-                metrics,
-                token.clone(),
-            ));
+            let pruning = retention::run(pool, max_age, (batch, every), metrics, token.clone());
+            tasks.spawn(pruning);
         }
         let stop = role::hard_stop(&token, self.config.common.shutdown_timeout / 2);
         self.consume(&token, &stop).await;
@@ -130,6 +109,21 @@ impl Writer {
         self.producer.close(timeout / 4);
         self.pool.close().await;
         Ok(())
+    }
+
+    /// What `/readyz` checks: PostgreSQL, the brokers and the writer's topics.
+    fn readiness(&self) -> WriteReady {
+        let mut topics = vec![self.topics.raw.clone(), self.topics.anomaly.clone()];
+        topics.extend([
+            self.topics.status.clone(),
+            self.config.anomaly_dlq_topic.clone(),
+        ]);
+        topics.extend(self.config.raw_dlq_topic.clone());
+        WriteReady {
+            producer: self.producer.clone(),
+            pool: self.pool.clone(),
+            topics,
+        }
     }
 
     /// Until `token` is cancelled; the batch in hand then gets `stop`'s grace to finish.

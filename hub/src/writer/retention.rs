@@ -37,12 +37,11 @@ pub async fn prune(pool: &PgPool, max_age: Duration, batch: i64) -> Result<u64, 
     Ok(deleted)
 }
 
-/// Prunes every `every` until `token` is cancelled; a failure is logged and tried next time.
+/// Prunes (`batch` rows per statement) every `every` until `token` is cancelled; a failure is logged and tried next time.
 pub async fn run(
     pool: PgPool,
     max_age: Duration,
-    batch: i64,
-    every: Duration,
+    (batch, every): (i64, Duration),
     metrics: Arc<Metrics>,
     token: CancellationToken,
 ) {
