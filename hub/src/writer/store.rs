@@ -20,14 +20,23 @@ type Tx = Transaction<'static, Postgres>;
 /// Writes `rows` in one transaction; nothing is written unless everything is.
 pub async fn write(pool: &PgPool, rows: &Rows<'_>) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    insert_readings(&mut tx, &rows.readings).await?;
+    insert_readings(&mut tx, &by_id(&rows.readings)).await?;
     upsert_sensors(&mut tx, &latest_per_sensor(&rows.readings)).await?;
-    insert_classifications(&mut tx, &rows.classified).await?;
+    insert_classifications(&mut tx, &by_id(&rows.classified)).await?;
     update_sensor_intensity(&mut tx, &latest_per_sensor(&rows.classified)).await?;
     insert_heartbeats(&mut tx, &rows.heartbeats).await?;
     upsert_agents(&mut tx, &latest_per_agent(&rows.heartbeats)).await?;
     insert_dead_letters(&mut tx, &rows.dead).await?;
     tx.commit().await
+}
+
+/// `envelopes` in `reading_id` order. Rows are inserted in key order, like the latest-state
+/// rows: writers racing on the same readings (one from raw-data, one from anomaly-data) then
+/// wait on each other instead of deadlocking.
+fn by_id<'a>(envelopes: &[&'a Envelope]) -> Vec<&'a Envelope> {
+    let mut sorted = envelopes.to_vec();
+    sorted.sort_by(|a, b| a.reading_id.cmp(&b.reading_id));
+    sorted
 }
 
 /// The columns of a set of envelopes, one vector per column.
