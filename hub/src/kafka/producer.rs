@@ -92,6 +92,7 @@ impl Producer {
 
     /// Produces every record in order; `Ok` once Kafka acknowledged them all. Waits as long as
     /// the brokers are away: the caller bounds it (cancellation).
+    #[tracing::instrument(skip_all, fields(records = records.len()))]
     pub async fn send_all(&self, records: &[OutRecord]) -> Result<(), ProduceError> {
         let producer = self.current();
         let result = send_all(&producer, records).await;

@@ -18,6 +18,12 @@ use crate::kafka::DeadLetter;
 type Tx = Transaction<'static, Postgres>;
 
 /// Writes `rows` in one transaction; nothing is written unless everything is.
+#[tracing::instrument(skip_all, fields(
+    readings = rows.readings.len(),
+    classified = rows.classified.len(),
+    heartbeats = rows.heartbeats.len(),
+    dead = rows.dead.len(),
+))]
 pub async fn write(pool: &PgPool, rows: &Rows<'_>) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     insert_readings(&mut tx, &by_id(&rows.readings)).await?;
