@@ -201,6 +201,48 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Against a model: whatever the order of a batch, each sensor's winner is its
+        /// greatest (timestamp, reading_id).
+        #[test]
+        fn the_winner_per_sensor_does_not_depend_on_order(
+            readings in proptest::collection::vec((0u8..4, 0u64..50, 0u8..60), 1..40),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let t = topics();
+            let items: Vec<Item> = readings
+                .iter()
+                .map(|(s, seq, sec)| {
+                    decode(&t, &message("raw", 0, &envelope(&format!("s{s}"), *seq, *sec, false)))
+                })
+                .collect();
+            let rows = Rows::new(&items);
+            let mut shuffled = rows.readings.clone();
+            let len = shuffled.len();
+            for i in 0..len {
+                let j = (seed.wrapping_mul(i as u64 + 7) % len as u64) as usize;
+                shuffled.swap(i, j);
+            }
+            let winners = |list: &[&Envelope]| -> Vec<String> {
+                latest_per_sensor(list).iter().map(|e| e.reading_id.to_string()).collect()
+            };
+            let mut model: HashMap<String, (time::OffsetDateTime, String)> = HashMap::new();
+            for e in &rows.readings {
+                let candidate = (e.reading.timestamp(), e.reading_id.to_string());
+                let held = model.entry(e.key().to_owned()).or_insert_with(|| candidate.clone());
+                if candidate > *held {
+                    *held = candidate;
+                }
+            }
+            let mut expected: Vec<(String, String)> =
+                model.into_iter().map(|(sensor, (_, id))| (sensor, id)).collect();
+            expected.sort();
+            let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+            proptest::prop_assert_eq!(winners(&rows.readings), expected.clone());
+            proptest::prop_assert_eq!(winners(&shuffled), expected);
+        }
+    }
+
     #[test]
     fn the_newest_reading_per_sensor_wins_whatever_the_order() {
         let t = topics();
