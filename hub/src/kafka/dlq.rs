@@ -1,0 +1,102 @@
+//! Dead letters: records that can never be processed (design §5). They go to a `.dlq` topic with
+//! headers naming the error and the record's origin, so the partition moves on and an operator
+//! can see, fix and replay them.
+
+use rdkafka::message::{Message as _, OwnedMessage};
+
+use super::producer::OutRecord;
+
+/// Header names on every dead-letter record.
+pub mod headers {
+    pub const ERROR_CODE: &str = "emberline.error.code";
+    pub const ERROR: &str = "emberline.error.message";
+    pub const SOURCE_TOPIC: &str = "emberline.source.topic";
+    pub const SOURCE_PARTITION: &str = "emberline.source.partition";
+    pub const SOURCE_OFFSET: &str = "emberline.source.offset";
+    /// Which role gave up on it: `detector` or `writer`.
+    pub const FAILED_BY: &str = "emberline.failed.by";
+}
+
+/// A record given up on, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    /// A stable identifier (`not_json`, `unsupported_version`, …) for headers, rows and metrics.
+    pub error_code: &'static str,
+    pub error: String,
+}
+
+impl DeadLetter {
+    pub fn new(message: &OwnedMessage, error_code: &'static str, error: String) -> Self {
+        Self {
+            source_topic: message.topic().to_owned(),
+            source_partition: message.partition(),
+            source_offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            error_code,
+            error,
+        }
+    }
+
+    /// The record for `topic`: the original key and payload, unchanged, with the headers.
+    pub fn to_record(&self, topic: &str, failed_by: &str) -> OutRecord {
+        let headers = vec![
+            (headers::ERROR_CODE, self.error_code.as_bytes().to_vec()),
+            (headers::ERROR, self.error.as_bytes().to_vec()),
+            (headers::SOURCE_TOPIC, self.source_topic.as_bytes().to_vec()),
+            (
+                headers::SOURCE_PARTITION,
+                self.source_partition.to_string().into_bytes(),
+            ),
+            (
+                headers::SOURCE_OFFSET,
+                self.source_offset.to_string().into_bytes(),
+            ),
+            (headers::FAILED_BY, failed_by.as_bytes().to_vec()),
+        ];
+        OutRecord {
+            topic: topic.to_owned(),
+            key: self.key.clone(),
+            payload: self.payload.clone().unwrap_or_default(),
+            headers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Timestamp;
+
+    #[test]
+    fn a_dead_letter_keeps_the_record_and_names_its_origin() {
+        let message = OwnedMessage::new(
+            Some(b"not json".to_vec()),
+            Some(b"sensor-1".to_vec()),
+            "raw-data".into(),
+            Timestamp::NotAvailable,
+            4,
+            1234,
+            None,
+        );
+        let letter = DeadLetter::new(&message, "not_json", "expected value".into());
+        let record = letter.to_record("raw-data.dlq", "detector");
+        assert_eq!(record.topic, "raw-data.dlq");
+        assert_eq!(record.payload, b"not json");
+        assert_eq!(record.key.as_deref(), Some(&b"sensor-1"[..]));
+        let header = |name: &str| {
+            let (_, value) = record.headers.iter().find(|(n, _)| *n == name).unwrap();
+            String::from_utf8(value.clone()).unwrap()
+        };
+        assert_eq!(header(headers::ERROR_CODE), "not_json");
+        assert_eq!(header(headers::SOURCE_TOPIC), "raw-data");
+        assert_eq!(header(headers::SOURCE_PARTITION), "4");
+        assert_eq!(header(headers::SOURCE_OFFSET), "1234");
+        assert_eq!(header(headers::FAILED_BY), "detector");
+    }
+}
