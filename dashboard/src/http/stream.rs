@@ -1,0 +1,65 @@
+//! `GET /api/stream`: Server-Sent Events of classifications as the detector publishes them.
+//!
+//! Events: `ready` (first: the subscription is in place), `classification` (data: a GeoJSON feature, the shape of `/api/sensors`' items) and
+//! `resync` (this stream fell behind and skipped events: reload `/api/sensors`). A comment is
+//! sent every 15 s so proxies keep the connection. Streams end when the server shuts down.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{Stream, StreamExt as _};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+use super::AppState;
+use crate::live::LiveEvent;
+use crate::metrics::Metrics;
+
+/// Decrements the open-streams gauge when the stream is dropped (the browser went away).
+struct Open(Arc<Metrics>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.stream_clients.dec();
+    }
+}
+
+struct Follow {
+    receiver: broadcast::Receiver<LiveEvent>,
+    shutdown: CancellationToken,
+    _open: Open,
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    state.metrics.stream_clients.inc();
+    let follow = Follow {
+        receiver: state.live.subscribe(),
+        shutdown: state.shutdown.clone(),
+        _open: Open(state.metrics.clone()),
+    };
+    let events = futures_util::stream::unfold(follow, |mut follow| async move {
+        let event = tokio::select! {
+            _ = follow.shutdown.cancelled() => return None,
+            received = follow.receiver.recv() => match received {
+                Ok(json) => Event::default().event("classification").data(&*json),
+                Err(RecvError::Lagged(skipped)) => {
+                    follow._open.0.stream_lagged.inc();
+                    tracing::debug!(skipped, "a stream fell behind; telling it to reload");
+                    Event::default().event("resync").data(skipped.to_string())
+                }
+                Err(RecvError::Closed) => return None,
+            },
+        };
+        Some((Ok(event), follow))
+    });
+    // First a `ready` event: the subscription exists, nothing published from now on is missed.
+    let ready = Event::default().event("ready").data("live");
+    let events = futures_util::stream::once(async { Ok(ready) }).chain(events);
+    let keep_alive = KeepAlive::new().interval(Duration::from_secs(15));
+    Sse::new(events).keep_alive(keep_alive)
+}

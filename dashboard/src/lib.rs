@@ -1,0 +1,153 @@
+//! `emberline-dashboard`: the live map operators watch all day (design §6).
+//!
+//! ```text
+//! PostgreSQL (sensors, classifications, agents — written by `emberline-hub write`)
+//!     └─▶ snapshot: /api/sensors, /data, /api/alerts, /api/agents ─┐
+//! anomaly-data (followed from its end, no consumer group)          ├─▶ the page (Leaflet)
+//!     └─▶ broadcast ─▶ /api/stream (Server-Sent Events) ───────────┘
+//! ```
+//!
+//! # Invariants
+//! - **Restart-safe.** Everything the page shows on load comes from PostgreSQL; the dashboard
+//!   keeps no state of its own, so a restarted (or second) instance shows the same sensors.
+//! - **Live, in order per sensor.** The page subscribes to the stream before it loads the
+//!   snapshot and applies any update only if it is not older than what it shows (by the
+//!   reading's timestamp), so the order in which the two arrive does not matter. A stream that
+//!   falls behind gets a `resync` event and reloads the snapshot instead of silently skipping.
+//! - **Readings are data, never markup.** The page renders every value with `textContent`; the
+//!   Content-Security-Policy allows scripts only from the binary itself.
+//! - **Bounded shutdown.** Cancelling the token ends open streams and the live feed at once;
+//!   in-flight requests get `--shutdown-timeout`.
+//!
+//! # Layout
+//! [`config`] flags; [`http`] the router ([`http::assets`] embedded page and Leaflet,
+//! [`http::api`], [`http::stream`]); [`query`] the SQL; [`filter`] query parameters (pure);
+//! [`feature`] the GeoJSON shape; [`live`] the Kafka follower; [`metrics`].
+
+pub mod config;
+pub mod feature;
+pub mod filter;
+pub mod http;
+pub mod live;
+pub mod metrics;
+pub mod query;
+
+use std::future::IntoFuture as _;
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError};
+pub use http::{AppState, PageConfig, app};
+use live::LiveEvent;
+use metrics::Metrics;
+
+/// Why the dashboard cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot set up the PostgreSQL pool: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Live(#[from] live::LiveError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// A dashboard, configured, not yet serving.
+#[derive(Debug)]
+pub struct Dashboard {
+    config: Config,
+    pool: PgPool,
+    metrics: Arc<Metrics>,
+}
+
+impl Dashboard {
+    /// Checks the configuration and migrates when asked. PostgreSQL may be down: the pool
+    /// connects lazily and `/readyz` says so.
+    pub async fn new(config: Config) -> Result<Self, DashboardError> {
+        config.validate()?;
+        let pool = emberline_hub::db::pool(config.database_url.expose(), config.max_connections)?;
+        if config.migrate {
+            emberline_hub::db::migrate(&pool).await?;
+        }
+        Ok(Self {
+            config,
+            pool,
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The routes' state, sending live events through `live`.
+    pub fn state(
+        &self,
+        live: broadcast::Sender<LiveEvent>,
+        shutdown: CancellationToken,
+    ) -> AppState {
+        let page = PageConfig {
+            tile_url: self.config.tile_url.clone(),
+            tile_attribution: self.config.tile_attribution.clone(),
+            agent_stale_after_seconds: self.config.agent_stale_after.as_secs_f64(),
+        };
+        AppState {
+            pool: self.pool.clone(),
+            metrics: self.metrics.clone(),
+            live,
+            page: Arc::new(page),
+            agent_stale_after: self.config.agent_stale_after,
+            shutdown,
+        }
+    }
+
+    /// Serves on `listener` and follows the anomaly topic until `token` is cancelled.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        token: CancellationToken,
+    ) -> Result<(), DashboardError> {
+        let (sender, _) = broadcast::channel(self.config.stream_buffer);
+        let (brokers, topic) = (
+            self.config.brokers.clone(),
+            self.config.anomaly_topic.clone(),
+        );
+        let live = tokio::spawn(live::run(
+            brokers,
+            topic,
+            sender.clone(),
+            self.metrics(),
+            token.clone(),
+        ));
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "dashboard listening");
+        }
+        let router = app(self.state(sender, token.clone()));
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(token.clone().cancelled_owned())
+            .into_future();
+        let bound = async {
+            token.cancelled().await;
+            tokio::time::sleep(self.config.shutdown_timeout).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            () = bound => tracing::warn!("requests still open after the shutdown timeout; closing"),
+        }
+        token.cancel();
+        match live.await {
+            Ok(result) => result?,
+            Err(error) => tracing::error!(%error, "the live feed task failed"),
+        }
+        self.pool.close().await;
+        tracing::info!("dashboard stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Live updates: the anomaly topic, followed from its end, fanned out to every open stream.
+//!
+//! Each dashboard instance *assigns* itself every partition at the end offset — no consumer
+//! group, no commits — so instances never share (or steal) records, and a restarted instance
+//! does not replay the past: history comes from PostgreSQL. Each record is serialized once into
+//! a [`LiveEvent`] and broadcast; a browser that falls behind the channel is told to reload.
+//!
+//! Shutdown: an rdkafka consumer can block in its destructor after a broker restart (see
+//! DEVELOPERS.md), so it is dropped on a detached thread and the task ends at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use emberline_core::Envelope;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::Message as _;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::feature::Feature;
+use crate::metrics::Metrics;
+
+/// One classification, as the JSON text of its [`Feature`] (serialized once for all streams).
+pub type LiveEvent = Arc<str>;
+
+/// Wait between attempts to find the topic's partitions.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Why the live feed cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("cannot create the Kafka consumer: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+}
+
+/// Follows `topic` on `brokers` until `token` is cancelled, sending every classification.
+pub async fn run(
+    brokers: String,
+    topic: String,
+    sender: broadcast::Sender<LiveEvent>,
+    metrics: Arc<Metrics>,
+    token: CancellationToken,
+) -> Result<(), LiveError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set(
+            "group.id",
+            format!("emberline-dashboard-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()?;
+    let consumer = Arc::new(consumer);
+    if assign_at_end(&consumer, &topic, &token).await {
+        tracing::info!(%topic, "following the anomaly topic for live updates");
+        follow(&consumer, &sender, &metrics, &token).await;
+    }
+    std::thread::spawn(move || drop(consumer));
+    Ok(())
+}
+
+/// Assigns every partition of `topic` at its end; retries until it exists or `token` ends.
+async fn assign_at_end(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+    token: &CancellationToken,
+) -> bool {
+    loop {
+        let (c, t) = (consumer.clone(), topic.to_owned());
+        let found = tokio::task::spawn_blocking(move || partitions(&c, &t)).await;
+        match found {
+            Ok(Ok(assignment)) => match consumer.assign(&assignment) {
+                Ok(()) => return true,
+                Err(error) => tracing::warn!(%error, "cannot assign the anomaly topic"),
+            },
+            Ok(Err(error)) => tracing::warn!(%error, %topic, "anomaly topic not available yet"),
+            Err(error) => tracing::warn!(%error, "metadata lookup failed"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => return false,
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
+/// Every partition of `topic` at [`Offset::End`] (blocking: asks the broker).
+fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<TopicPartitionList, String> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let found = metadata.topics().iter().find(|t| t.name() == topic);
+    let Some(found) = found.filter(|t| t.error().is_none() && !t.partitions().is_empty()) else {
+        return Err("no such topic".into());
+    };
+    let mut list = TopicPartitionList::new();
+    for partition in found.partitions() {
+        list.add_partition_offset(topic, partition.id(), Offset::End)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(list)
+}
+
+async fn follow(
+    consumer: &StreamConsumer,
+    sender: &broadcast::Sender<LiveEvent>,
+    metrics: &Metrics,
+    token: &CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            _ = token.cancelled() => return,
+            message = consumer.recv() => message,
+        };
+        match message {
+            Ok(message) => {
+                if let Some(event) = event(message.payload(), metrics) {
+                    // No open stream is not an error: nobody is watching.
+                    let _ = sender.send(event);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "anomaly topic read failed; retrying");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The event for one record, or `None` (counted) for one the map cannot show.
+pub fn event(payload: Option<&[u8]>, metrics: &Metrics) -> Option<LiveEvent> {
+    let Ok(envelope) = Envelope::from_slice(payload.unwrap_or_default()) else {
+        metrics.live_record("undecodable");
+        return None;
+    };
+    let Some(feature) = Feature::from_envelope(&envelope) else {
+        metrics.live_record("unclassified");
+        return None;
+    };
+    match serde_json::to_string(&feature) {
+        Ok(json) => {
+            metrics.live_record("pushed");
+            Some(json.into())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot serialize a live update");
+            None
+        }
+    }
+}
