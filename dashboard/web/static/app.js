@@ -16,7 +16,8 @@ async function getJson(url) {
 }
 
 function createMap(config) {
-  const map = L.map('map', { worldCopyJump: true, preferCanvas: false }).setView([20, 0], 2);
+  // maxZoom on the map itself: clustering needs it even without a tile layer.
+  const map = L.map('map', { worldCopyJump: true, minZoom: 1, maxZoom: 18 }).setView([20, 0], 2);
   if (config.tile_url) {
     L.tileLayer(config.tile_url, { maxZoom: 19, attribution: config.tile_attribution }).addTo(map);
   }
@@ -37,6 +38,7 @@ function wireFilters(sensors) {
   for (const input of document.querySelectorAll('#filters input, #filters select')) {
     input.addEventListener(input.type === 'search' ? 'input' : 'change', apply);
   }
+  document.getElementById('fit-all').addEventListener('click', () => sensors.fitAll());
   // The time window moves with the clock.
   setInterval(() => { if (readFilter().windowSeconds > 0) apply(); }, 30_000);
 }
@@ -102,4 +104,4 @@ async function main() {
   setInterval(refreshAgents, AGENTS_EVERY_MS);
 }
 
-main().catch((error) => console.warn('dashboard:', error.message));
+main().catch((error) => console.error('dashboard failed to start:', error?.stack ?? String(error)));

@@ -154,8 +154,9 @@ export class SensorMap {
     document.getElementById('shown').textContent = `${shown} of ${this.sensors.size} sensors shown`;
   }
 
+  /** Fits the map to every sensor the filters show. */
   fitAll() {
-    const points = [...this.sensors.values()].map((s) => [s.lat, s.lon]);
+    const points = [...this.sensors.values()].filter((s) => s.shown).map((s) => [s.lat, s.lon]);
     if (points.length) this.map.fitBounds(points, { padding: [30, 30], maxZoom: 10 });
   }
 
