@@ -68,15 +68,21 @@ async fn assign_at_end(
     token: &CancellationToken,
 ) -> bool {
     loop {
+        // A plain thread, not `spawn_blocking`: shutdown must not wait for the broker's answer.
         let (c, t) = (consumer.clone(), topic.to_owned());
-        let found = tokio::task::spawn_blocking(move || partitions(&c, &t)).await;
+        let (answer, found) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || answer.send(partitions(&c, &t)));
+        let found = tokio::select! {
+            _ = token.cancelled() => return false,
+            found = found => found,
+        };
         match found {
             Ok(Ok(assignment)) => match consumer.assign(&assignment) {
                 Ok(()) => return true,
                 Err(error) => tracing::warn!(%error, "cannot assign the anomaly topic"),
             },
             Ok(Err(error)) => tracing::warn!(%error, %topic, "anomaly topic not available yet"),
-            Err(error) => tracing::warn!(%error, "metadata lookup failed"),
+            Err(_) => tracing::warn!("metadata lookup ended without an answer"),
         }
         tokio::select! {
             _ = token.cancelled() => return false,
@@ -150,5 +156,60 @@ pub fn event(payload: Option<&[u8]>, metrics: &Metrics) -> Option<LiveEvent> {
             tracing::warn!(%error, "cannot serialize a live update");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW: &str = r#"{"v":1,"reading_id":"a:edge-1:7","agent_id":"edge-1",
+        "received_at":"2025-05-24T18:03:12Z","protocol":"http","reading":{
+        "timestamp":"2025-05-24T18:03:11.5Z","latitude":38.5,"longitude":-120.25,
+        "temperature":45,"humidity":10,"wind_speed":3,"wind_direction":90,
+        "vegetation_density":0.3,"air_quality_index":20,"source_name":"<b>s-1</b>","site":"ridge"}"#;
+
+    fn classified() -> String {
+        let classification = r#","classification":{"intensity":"high","confidence_score":0.9,
+            "rules_fired":["hot"],"rules_version":"v","detected_at":"2025-05-24T18:03:11.5Z"}}"#;
+        format!("{RAW}{classification}")
+    }
+
+    #[test]
+    fn a_classified_record_becomes_a_feature() {
+        let metrics = Metrics::new();
+        let event = event(Some(classified().as_bytes()), &metrics).unwrap();
+        let feature: serde_json::Value = serde_json::from_str(&event).unwrap();
+        assert_eq!(
+            feature["geometry"]["coordinates"],
+            serde_json::json!([-120.25, 38.5])
+        );
+        let properties = &feature["properties"];
+        assert_eq!(properties["source_name"], "<b>s-1</b>", "data stays data");
+        assert_eq!(properties["intensity"], "high");
+        assert_eq!(properties["rules_fired"], serde_json::json!(["hot"]));
+        assert_eq!(properties["observed_at"], "2025-05-24T18:03:11.5Z");
+        assert_eq!(properties["classified_at"], "2025-05-24T18:03:11.5Z");
+        assert_eq!(
+            properties["reading"]["site"], "ridge",
+            "extra fields travel on"
+        );
+    }
+
+    #[test]
+    fn records_the_map_cannot_show_are_counted_not_pushed() {
+        let metrics = Metrics::new();
+        assert!(event(Some(format!("{RAW}}}").as_bytes()), &metrics).is_none());
+        assert!(event(Some(b"<html>"), &metrics).is_none());
+        assert!(event(None, &metrics).is_none());
+        let text = metrics.render().unwrap();
+        assert!(
+            text.contains(r#"emberline_dashboard_live_records_total{outcome="unclassified"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"emberline_dashboard_live_records_total{outcome="undecodable"} 2"#),
+            "{text}"
+        );
     }
 }
