@@ -54,7 +54,10 @@ async function loadSnapshot(sensors, alerts, first) {
   const [collection, latest] = await Promise.all([getJson('/api/sensors'), getJson('/api/alerts?limit=20')]);
   sensors.apply(collection.features);
   alerts.replace(latest);
-  if (first) sensors.fitAll();
+  if (first) {
+    sensors.fitAll();
+    performance.mark('emberline-loaded');
+  }
   document.body.dataset.loaded = 'true';
 }
 
