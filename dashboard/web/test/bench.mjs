@@ -84,6 +84,11 @@ const root = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).fil
       !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--type=');
   } catch { return false; }
 }).sort((a, b) => a - b)[0];
+// Baseline: the same browser with one blank page.
+const blank = await browser.newPage();
+await blank.waitForTimeout(500);
+console.log(JSON.stringify({ blank_page_chromium_pss_mb: root ? Math.round(pssMb(tree(root))) : null }));
+await blank.close();
 for (let i = 0; i < Number(runsText ?? 3); i += 1) {
   console.log(JSON.stringify(await run(browser, root)));
 }
