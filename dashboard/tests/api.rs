@@ -188,6 +188,12 @@ async fn the_page_assets_probes_and_description_are_served() {
         assert_eq!(status, StatusCode::OK, "{asset}");
         assert!(body.len() > 500, "{asset} is {} bytes", body.len());
     }
+    let gzip = Request::get("/vendor/leaflet.js")
+        .header("accept-encoding", "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(gzip).await.unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
     let openapi = get_json(&router, "/api/openapi.json").await;
     assert!(openapi["paths"]["/api/sensors"].is_object());
     let config = get_json(&router, "/config.json").await;

@@ -18,6 +18,7 @@ use axum::routing::get;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
 
 use crate::filter::FilterError;
 use crate::live::LiveEvent;
@@ -60,6 +61,8 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), count))
+        // tower-http's default predicate leaves `text/event-stream` and tiny bodies uncompressed.
+        .layer(CompressionLayer::new())
         .with_state(state)
 }
 

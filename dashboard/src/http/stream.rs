@@ -63,3 +63,85 @@ pub async fn stream(
     let keep_alive = KeepAlive::new().interval(Duration::from_secs(15));
     Sse::new(events).keep_alive(keep_alive)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{PageConfig, app};
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    fn state(live: broadcast::Sender<LiveEvent>, shutdown: CancellationToken) -> AppState {
+        let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let page = PageConfig {
+            tile_url: String::new(),
+            tile_attribution: String::new(),
+            agent_stale_after_seconds: 60.0,
+        };
+        AppState {
+            pool,
+            metrics: Arc::new(Metrics::new()),
+            live,
+            page: Arc::new(page),
+            agent_stale_after: Duration::from_secs(60),
+            shutdown,
+        }
+    }
+
+    /// The event names in `text` (an SSE body so far).
+    fn events(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_behind_is_told_to_resync_and_shutdown_ends_it() {
+        let (live, _) = broadcast::channel(4);
+        let shutdown = CancellationToken::new();
+        let request = Request::get("/api/stream")
+            .header("accept-encoding", "gzip")
+            .body(Body::empty())
+            .unwrap();
+        let response = app(state(live.clone(), shutdown.clone()))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert!(
+            response.headers().get("content-encoding").is_none(),
+            "never compressed"
+        );
+        for n in 0..10 {
+            live.send(format!("{{\"n\":{n}}}").into()).unwrap();
+        }
+        let mut body = response.into_body().into_data_stream();
+        let mut text = String::new();
+        while events(&text).len() < 6 {
+            let chunk = body.next().await.unwrap().unwrap();
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        assert_eq!(
+            events(&text),
+            [
+                "ready",
+                "resync",
+                "classification",
+                "classification",
+                "classification",
+                "classification"
+            ]
+        );
+        assert!(
+            text.contains("data: {\"n\":9}"),
+            "the newest events follow: {text}"
+        );
+        shutdown.cancel();
+        let rest = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(chunk) = body.next().await {
+                chunk.unwrap();
+            }
+        });
+        rest.await.expect("the stream did not end at shutdown");
+    }
+}
