@@ -114,6 +114,8 @@ async fn follow(
     metrics: &Metrics,
     token: &CancellationToken,
 ) {
+    metrics.live_feed_up.set(1);
+    let mut failing = false;
     loop {
         let message = tokio::select! {
             _ = token.cancelled() => return,
@@ -121,13 +123,20 @@ async fn follow(
         };
         match message {
             Ok(message) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("reading the anomaly topic again");
+                    metrics.live_feed_up.set(1);
+                }
                 if let Some(event) = event(message.payload(), metrics) {
                     // No open stream is not an error: nobody is watching.
                     let _ = sender.send(event);
                 }
             }
             Err(error) => {
-                tracing::debug!(%error, "anomaly topic read failed; retrying");
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(%error, "cannot read the anomaly topic; live updates paused, retrying");
+                    metrics.live_feed_up.set(0);
+                }
                 tokio::select! {
                     _ = token.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}

@@ -23,6 +23,8 @@ pub struct Metrics {
     live_records: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Streams that fell behind and were told to reload their snapshot.
     pub stream_lagged: Counter,
+    /// 1 while the anomaly topic is assigned and reads succeed, 0 otherwise.
+    pub live_feed_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -46,6 +48,7 @@ impl Metrics {
             stream_clients: Gauge::default(),
             live_records: Family::default(),
             stream_lagged: Counter::default(),
+            live_feed_up: Gauge::default(),
         };
         let r = &mut metrics.registry;
         r.register(
@@ -72,6 +75,11 @@ impl Metrics {
             "stream_lagged",
             "Streams that fell behind and were told to reload",
             metrics.stream_lagged.clone(),
+        );
+        r.register(
+            "live_feed_up",
+            "1 while the anomaly topic is followed without errors",
+            metrics.live_feed_up.clone(),
         );
         metrics
     }
