@@ -7,6 +7,7 @@ use clap::Parser as _;
 use emberline_agent::buffer::{Store, StoreConfig};
 use emberline_agent::config::{BufferCommand, Cli, Command, LogFormat};
 use emberline_core::AgentId;
+use tracing_subscriber::filter::Targets;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -22,15 +23,24 @@ async fn main() -> Result<()> {
     }
 }
 
+/// `RUST_LOG` as `target=level` pairs (e.g. `info,emberline_agent::forwarder=debug`); `Targets`
+/// rather than `EnvFilter` keeps the regex engine out of the edge binary.
 fn init_logs(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let default = || Targets::new().with_default(tracing::Level::INFO);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(text) => text.parse::<Targets>().unwrap_or_else(|error| {
+            eprintln!("RUST_LOG={text:?} is not understood ({error}); logging at info");
+            default()
+        }),
+        Err(_) => default(),
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(layer).init(),
+        LogFormat::Json => registry.with(layer.json()).init(),
     }
 }
 

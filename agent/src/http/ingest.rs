@@ -5,13 +5,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
-use emberline_core::{Protocol, Reading, ReadingError};
-use serde_json::{Value, json};
+use emberline_core::{Protocol, Reading, ReadingError, ReadingId};
+use serde::Serialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
 use crate::alerts::{prepare_all, publish_all};
-use crate::buffer::{BufferError, Incoming};
+use crate::buffer::{Accepted, BufferError, Incoming};
 
 const JSON: &str = "application/json";
 const NDJSON: &str = "application/x-ndjson";
@@ -20,7 +21,7 @@ pub async fn single(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SingleAnswer>), ApiError> {
     authorize(&state, &headers)?;
     if media_type(&headers) != Some(JSON) {
         return Err(ApiError::UnsupportedMediaType(JSON));
@@ -34,32 +35,91 @@ pub async fn single(
         received_at: now,
     };
     let accepted = append(&state, vec![incoming]).await?;
-    let id = accepted
-        .first()
-        .map(|a| a.reading_id.to_string())
-        .unwrap_or_default();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"status": "accepted", "reading_id": id})),
-    ))
+    let answer = SingleAnswer {
+        status: "accepted",
+        reading_id: accepted.into_iter().next().map(|a| a.reading_id),
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+#[derive(Serialize)]
+pub struct SingleAnswer {
+    status: &'static str,
+    reading_id: Option<ReadingId>,
+}
+
+/// One item of a batch answer; the order of the batch is kept.
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+enum ItemResult {
+    Accepted { index: usize, reading_id: ReadingId },
+    Rejected { index: usize, error: ReadingError },
+}
+
+#[derive(Serialize)]
+pub struct BatchAnswer {
+    accepted: usize,
+    rejected: usize,
+    results: Vec<ItemResult>,
 }
 
 pub async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<BatchAnswer>), ApiError> {
     authorize(&state, &headers)?;
-    let items: Vec<Result<Value, ReadingError>> = match media_type(&headers) {
-        Some(JSON) => match serde_json::from_slice::<Vec<Value>>(&body) {
-            Ok(values) => values.into_iter().map(Ok).collect(),
-            Err(error) => {
-                return Err(ApiError::Batch(format!(
-                    "body is not a JSON array: {error}"
-                )));
-            }
-        },
-        Some(NDJSON) => ndjson_items(&body),
+    let items = batch_items(&headers, &body)?;
+    let now = OffsetDateTime::now_utc();
+    let mut rejected = Vec::new();
+    let mut valid = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        match item.and_then(|value| Reading::from_json(value, &state.limits, now)) {
+            Ok(reading) => valid.push((
+                index,
+                Incoming {
+                    reading,
+                    protocol: Protocol::Http,
+                    received_at: now,
+                },
+            )),
+            Err(error) => rejected.push(ItemResult::Rejected { index, error }),
+        }
+    }
+    state
+        .metrics
+        .reading("http", "invalid", rejected.len() as u64);
+    let (indices, incoming): (Vec<usize>, Vec<Incoming>) = valid.into_iter().unzip();
+    let accepted = if incoming.is_empty() {
+        Vec::new()
+    } else {
+        append(&state, incoming).await?
+    };
+    let status = if accepted.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let answer = BatchAnswer {
+        accepted: accepted.len(),
+        rejected: rejected.len(),
+        results: merge_results(indices, accepted, rejected),
+    };
+    Ok((status, Json(answer)))
+}
+
+/// The batch's items, from a JSON array or NDJSON; an empty batch is refused.
+fn batch_items(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<Result<Value, ReadingError>>, ApiError> {
+    let items: Vec<Result<Value, ReadingError>> = match media_type(headers) {
+        Some(JSON) => serde_json::from_slice::<Vec<Value>>(body)
+            .map_err(|error| ApiError::Batch(format!("body is not a JSON array: {error}")))?
+            .into_iter()
+            .map(Ok)
+            .collect(),
+        Some(NDJSON) => ndjson_items(body),
         _ => {
             return Err(ApiError::UnsupportedMediaType(
                 "application/json (an array) or application/x-ndjson",
@@ -69,46 +129,33 @@ pub async fn batch(
     if items.is_empty() {
         return Err(ApiError::Batch("the batch holds no readings".into()));
     }
-    let now = OffsetDateTime::now_utc();
-    let mut results: Vec<Value> = Vec::with_capacity(items.len());
-    let mut valid = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match item.and_then(|value| Reading::from_json(value, &state.limits, now)) {
-            Ok(reading) => {
-                valid.push((
-                    index,
-                    Incoming {
-                        reading,
-                        protocol: Protocol::Http,
-                        received_at: now,
-                    },
-                ));
-                results.push(Value::Null);
-            }
-            Err(error) => {
-                results.push(json!({"index": index, "status": "rejected", "error": error}))
-            }
+    Ok(items)
+}
+
+/// Accepted and rejected items back in batch order.
+fn merge_results(
+    indices: Vec<usize>,
+    accepted: Vec<Accepted>,
+    rejected: Vec<ItemResult>,
+) -> Vec<ItemResult> {
+    let mut slots: Vec<Option<ItemResult>> = Vec::new();
+    slots.resize_with(indices.len() + rejected.len(), || None);
+    let accepted = indices
+        .into_iter()
+        .zip(accepted)
+        .map(|(index, a)| ItemResult::Accepted {
+            index,
+            reading_id: a.reading_id,
+        });
+    for result in accepted.chain(rejected) {
+        let index = match &result {
+            ItemResult::Accepted { index, .. } | ItemResult::Rejected { index, .. } => *index,
+        };
+        if let Some(slot) = slots.get_mut(index) {
+            *slot = Some(result);
         }
     }
-    let rejected = results.len() - valid.len();
-    state.metrics.reading("http", "invalid", rejected as u64);
-    let (indices, incoming): (Vec<usize>, Vec<Incoming>) = valid.into_iter().unzip();
-    let accepted = if incoming.is_empty() {
-        Vec::new()
-    } else {
-        append(&state, incoming).await?
-    };
-    for (index, accepted) in indices.into_iter().zip(&accepted) {
-        results[index] =
-            json!({"index": index, "status": "accepted", "reading_id": accepted.reading_id});
-    }
-    let status = if accepted.is_empty() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::ACCEPTED
-    };
-    let body = json!({"accepted": accepted.len(), "rejected": rejected, "results": results});
-    Ok((status, Json(body)))
+    slots.into_iter().flatten().collect()
 }
 
 /// One item per non-blank line; a line that is not JSON is that item's error.
@@ -121,10 +168,7 @@ fn ndjson_items(body: &[u8]) -> Vec<Result<Value, ReadingError>> {
         .collect()
 }
 
-async fn append(
-    state: &AppState,
-    incoming: Vec<Incoming>,
-) -> Result<Vec<crate::buffer::Accepted>, ApiError> {
+async fn append(state: &AppState, incoming: Vec<Incoming>) -> Result<Vec<Accepted>, ApiError> {
     let n = incoming.len() as u64;
     let alerts = prepare_all(state.alerts.as_ref(), incoming.iter().map(|i| &i.reading));
     match state.buffer.append(incoming).await {
