@@ -56,7 +56,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         max_batch_bytes: args.max_batch_bytes,
         max_buffer_bytes: args.buffer_max_bytes,
     });
-    let mqtt = MqttContext {
+    // Only when it serves: it holds a buffer handle, and the buffer thread ends (and the process
+    // exits) only once every handle is gone.
+    let mqtt = (!args.no_mqtt).then(|| MqttContext {
         buffer: buffer.clone(),
         limits: state.limits.clone(),
         tokens: state.tokens.clone(),
@@ -67,7 +69,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             max_inflight: args.mqtt_max_inflight.max(1),
             connect_timeout: Duration::from_secs(10),
         },
-    };
+    });
     let forwarder = Forwarder::new(
         forwarder_config(&args, agent_id)?,
         buffer.clone(),
@@ -90,7 +92,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     });
     tasks.spawn(forwarder.run(shutdown.clone()));
-    if !args.no_mqtt {
+    if let Some(mqtt) = mqtt {
         let listener = tokio::net::TcpListener::bind(args.mqtt_listen)
             .await
             .with_context(|| format!("cannot listen for MQTT on {}", args.mqtt_listen))?;
@@ -111,9 +113,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         );
     }
     drop(buffer);
-    // Every handle is gone once the tasks end; the buffer thread then finishes its queue.
+    // Every handle is gone once the tasks end; the buffer thread then finishes its queue. Bounded
+    // all the same: a handle kept by mistake must not keep the process alive (what is committed
+    // is safe either way).
     if drained.is_ok() {
-        let _ = tokio::task::spawn_blocking(move || buffer_thread.join()).await;
+        let joined = tokio::time::timeout(
+            Duration::from_secs(args.shutdown_secs),
+            tokio::task::spawn_blocking(move || buffer_thread.join()),
+        )
+        .await;
+        if joined.is_err() {
+            tracing::warn!("the buffer thread did not stop in time; exiting anyway");
+        }
     }
     Ok(())
 }
