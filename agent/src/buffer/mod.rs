@@ -5,6 +5,7 @@
 //! while a commit is under way are written together in the next one (group commit), so many
 //! concurrent devices share each fsync.
 
+mod checkpoint;
 mod store;
 
 use std::thread::JoinHandle;
@@ -91,7 +92,8 @@ impl Buffer {
     /// after finishing the commands already sent.
     pub fn start(config: StoreConfig) -> Result<(Self, JoinHandle<()>), StoreError> {
         let agent_id = config.agent_id.clone();
-        let store = Store::open(config)?;
+        let mut store = Store::open(config)?;
+        store.checkpoint_in_background()?;
         let gauges = Gauges::default();
         set_gauges(&gauges, &store);
         let (commands, receiver) = mpsc::channel(4 * MAX_GROUP);

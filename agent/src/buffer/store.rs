@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use emberline_core::{AgentId, Protocol, Reading, ReadingId};
 use rusqlite::{Connection, OptionalExtension as _, params};
+
+use super::checkpoint::{Checkpointer, passive_checkpoint};
 use time::OffsetDateTime;
 
 const SCHEMA: &str = "
@@ -46,6 +48,16 @@ pub enum Durability {
     /// fsync at WAL checkpoints only: survives a crash of the agent, not of the machine; less
     /// flash wear.
     Normal,
+}
+
+impl Durability {
+    /// The value of SQLite's `synchronous` pragma.
+    pub(super) fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +177,9 @@ pub struct Stats {
 
 #[derive(Debug)]
 pub struct Store {
+    /// Checkpoints on a thread of their own once [`Store::checkpoint_in_background`] is called;
+    /// SQLite's automatic ones (inside a commit) before.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     config: StoreConfig,
     next_seq: u64,
@@ -198,12 +213,39 @@ impl Store {
             )
             .optional()?;
         Ok(Self {
+            checkpointer: None,
             conn,
             config,
             next_seq: last.unwrap_or(0) + 1,
             depth,
             bytes,
         })
+    }
+
+    /// Moves WAL checkpoints out of the commits onto a thread of their own (see
+    /// [`checkpoint`](super::checkpoint)); for the long-running buffer, not one-off inspection.
+    pub fn checkpoint_in_background(&mut self) -> Result<(), StoreError> {
+        self.checkpointer = Some(Checkpointer::start(
+            &self.config.path,
+            self.config.durability,
+        )?);
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A WAL file grown under a burst is cut back to this size once rewound.
+        self.conn
+            .pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        Ok(())
+    }
+
+    /// After a commit: checkpoint here when the background thread has fallen behind.
+    fn after_commit(&self) {
+        if self
+            .checkpointer
+            .as_ref()
+            .is_some_and(Checkpointer::wal_too_long)
+            && let Err(error) = passive_checkpoint(&self.conn)
+        {
+            tracing::warn!(%error, "buffer checkpoint failed; retrying after the next commit");
+        }
     }
 
     /// [`Store::append_prepared`] for readings not yet prepared.
@@ -280,6 +322,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.after_commit();
         (self.depth, self.bytes, self.next_seq) = (depth, bytes, next_seq);
         Ok(answers)
     }
@@ -352,6 +395,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.after_commit();
         (self.depth, self.bytes) = (depth, bytes);
         Ok(())
     }
@@ -432,11 +476,7 @@ impl Store {
 fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(&config.path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    let synchronous = match config.durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "synchronous", config.durability.pragma())?;
     let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
     if check != "ok" {
         return Err(rusqlite::Error::SqliteFailure(
