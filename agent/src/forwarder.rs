@@ -40,6 +40,19 @@ pub struct ForwarderConfig {
     pub max_backoff: Duration,
 }
 
+/// A batch read from the buffer, with its request body (or why it could not be made).
+#[derive(Debug)]
+struct Outgoing {
+    readings: Vec<Stored>,
+    body: Result<Vec<u8>, String>,
+}
+
+impl Outgoing {
+    fn last_seq(&self) -> u64 {
+        self.readings.last().map_or(0, |stored| stored.seq)
+    }
+}
+
 /// What to do after an attempt to deliver a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -102,25 +115,42 @@ impl Forwarder {
 
     /// Forwards until `shutdown`; a batch in flight is finished (or abandoned to be resent on the
     /// next start — the buffer still holds it).
+    ///
+    /// While the bridge has one batch, the next is read and compressed when a full one is
+    /// already waiting (readings after the last one in flight), so a draining buffer keeps the
+    /// bridge busy. Batches are still sent
+    /// one at a time, in order; the read-ahead batch is used only if the one before it was
+    /// delivered, otherwise the buffer is read again from its oldest reading.
     pub async fn run(self, shutdown: CancellationToken) {
         let heartbeat = tokio::spawn(heartbeats(self.heartbeat_context(), shutdown.clone()));
         let mut limit = self.config.max_batch_readings;
+        let mut ready: Option<Outgoing> = None;
         while !shutdown.is_cancelled() {
-            let batch = match self.next_batch(limit, &shutdown).await {
-                Some(batch) => batch,
-                None => continue,
+            let Some(current) = (match ready.take() {
+                Some(batch) => Some(batch),
+                None => self.next_batch(limit, &shutdown).await,
+            }) else {
+                continue;
             };
-            match self.deliver(&batch, &shutdown).await {
-                Outcome::Split => limit = (batch.len() / 2).max(1),
+            let (outcome, next) = tokio::join!(
+                self.deliver(&current, &shutdown),
+                self.read_ahead(limit, &current, &shutdown),
+            );
+            match outcome {
+                Outcome::Delivered => {
+                    limit = self.config.max_batch_readings;
+                    ready = next;
+                }
+                Outcome::Split => limit = (current.readings.len() / 2).max(1),
                 _ => limit = self.config.max_batch_readings,
             }
         }
         heartbeat.abort();
     }
 
-    /// Waits (up to the linger time) for a full batch, then reads it once. The waiting watches
-    /// the buffer's depth gauge, so an idle or filling buffer costs no reads.
-    async fn next_batch(&self, limit: usize, shutdown: &CancellationToken) -> Option<Vec<Stored>> {
+    /// Waits (up to the linger time) for a full batch, then reads it. The waiting watches the
+    /// buffer's depth gauge, so an idle or filling buffer costs no reads.
+    async fn next_batch(&self, limit: usize, shutdown: &CancellationToken) -> Option<Outgoing> {
         let mut first_seen = None;
         loop {
             let depth = usize::try_from(self.buffer.gauges().depth.get()).unwrap_or(0);
@@ -134,26 +164,58 @@ impl Forwarder {
                 return None;
             }
         }
-        match self.buffer.peek(limit, self.config.max_batch_bytes).await {
-            Ok(batch) if !batch.is_empty() => Some(batch),
-            Ok(_) => None,
+        self.read(0, limit, shutdown).await
+    }
+
+    /// The next full batch after `in_flight`, if the buffer holds one already; no waiting.
+    async fn read_ahead(
+        &self,
+        limit: usize,
+        in_flight: &Outgoing,
+        shutdown: &CancellationToken,
+    ) -> Option<Outgoing> {
+        let depth = usize::try_from(self.buffer.gauges().depth.get()).unwrap_or(0);
+        if depth.saturating_sub(in_flight.readings.len()) < limit {
+            return None;
+        }
+        self.read(in_flight.last_seq(), limit, shutdown).await
+    }
+
+    /// Reads up to `limit` readings after `after` and compresses them off the runtime's threads.
+    async fn read(
+        &self,
+        after: u64,
+        limit: usize,
+        shutdown: &CancellationToken,
+    ) -> Option<Outgoing> {
+        let readings = match self
+            .buffer
+            .peek_after(after, limit, self.config.max_batch_bytes)
+            .await
+        {
+            Ok(readings) if !readings.is_empty() => readings,
+            Ok(_) => return None,
             Err(error) => {
                 tracing::error!(%error, "cannot read the buffer");
                 sleep_or_cancel(Duration::from_secs(1), shutdown).await;
-                None
+                return None;
             }
-        }
+        };
+        let ndjson = batch::encode(readings.iter().map(|s| s.envelope.as_slice()));
+        let body = match tokio::task::spawn_blocking(move || gzip(&ndjson)).await {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(error)) => Err(format!("cannot compress batch: {error}")),
+            Err(error) => Err(format!("cannot compress batch: {error}")),
+        };
+        Some(Outgoing { readings, body })
     }
 
     /// Sends one batch until it is delivered, split or quarantined.
-    async fn deliver(&self, batch: &[Stored], shutdown: &CancellationToken) -> Outcome {
-        let body = match gzip(&batch::encode(batch.iter().map(|s| s.envelope.as_slice()))) {
+    async fn deliver(&self, outgoing: &Outgoing, shutdown: &CancellationToken) -> Outcome {
+        let batch = &outgoing.readings[..];
+        let body = match &outgoing.body {
             Ok(body) => body,
-            Err(error) => {
-                return self
-                    .quarantine(batch, format!("cannot compress batch: {error}"))
-                    .await;
-            }
+            Err(reason) => return self.quarantine(batch, reason.clone()).await,
         };
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()

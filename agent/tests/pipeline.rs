@@ -109,7 +109,10 @@ fn agent(dir: &Path, ports: &AgentPorts, bridge_port: u16) -> Proc {
             .arg("--buffer-path")
             .arg(dir.join("buffer.db"))
             .args(["--bridge-url", &format!("http://127.0.0.1:{bridge_port}")])
-            .args(["--forward-linger-ms", "20", "--heartbeat-secs", "1"]),
+            // Small batches, so that a backlog is sent as many and the read-ahead of the next
+            // batch while one is with the bridge is exercised.
+            .args(["--forward-linger-ms", "20", "--heartbeat-secs", "1"])
+            .args(["--forward-max-readings", "25"]),
     )
 }
 
@@ -411,7 +414,8 @@ async fn the_agent_buffers_while_the_bridge_is_away_and_drains_when_it_returns()
 
     let client = reqwest::Client::new();
     let mut acknowledged = BTreeSet::new();
-    for seq in 1..=50 {
+    // Eight batches of 25 once the bridge is back: each next one is read ahead.
+    for seq in 1..=200 {
         acknowledged.insert(
             post(&client, p.ports.http, reading("away-1", seq))
                 .await
@@ -427,7 +431,7 @@ async fn the_agent_buffers_while_the_bridge_is_away_and_drains_when_it_returns()
         .await
         .unwrap();
     assert_eq!(ready["status"], "buffering: bridge unreachable", "{ready}");
-    assert_eq!(ready["buffer_readings"], 50);
+    assert_eq!(ready["buffer_readings"], 200);
 
     p.start_bridge().await;
     let records = read_until(

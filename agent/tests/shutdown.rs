@@ -17,7 +17,13 @@ const READING: &str = r#"{"timestamp":"2025-05-24T18:03:11.123456Z","latitude":3
 fn start_agent(dir: &Path, http: u16, extra: &[String]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_emberline-agent"));
     command
-        .args(["run", "--agent-id", "shutdown-test", "--shutdown-secs", "30"])
+        .args([
+            "run",
+            "--agent-id",
+            "shutdown-test",
+            "--shutdown-secs",
+            "30",
+        ])
         .args(["--http-listen", &format!("127.0.0.1:{http}")])
         .arg("--buffer-path")
         .arg(dir.join("buffer.db"))

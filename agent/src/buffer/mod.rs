@@ -40,7 +40,9 @@ enum Command {
         Vec<Prepared>,
         oneshot::Sender<Result<Vec<Accepted>, BufferError>>,
     ),
+    /// After this seq, at most this many readings and about this many bytes.
     Peek(
+        u64,
         usize,
         usize,
         oneshot::Sender<Result<Vec<Stored>, BufferError>>,
@@ -128,7 +130,17 @@ impl Buffer {
         max_count: usize,
         max_bytes: usize,
     ) -> Result<Vec<Stored>, BufferError> {
-        self.call(|reply| Command::Peek(max_count, max_bytes, reply))
+        self.peek_after(0, max_count, max_bytes).await
+    }
+
+    /// The oldest readings after `seq` (see [`Store::peek_after`]).
+    pub async fn peek_after(
+        &self,
+        seq: u64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Stored>, BufferError> {
+        self.call(|reply| Command::Peek(seq, max_count, max_bytes, reply))
             .await
     }
 
@@ -227,8 +239,8 @@ fn commit_group(store: &mut Store, group: Vec<(Vec<Prepared>, Reply)>, gauges: &
 fn serve(store: &mut Store, command: Command, gauges: &Gauges) {
     match command {
         Command::Append(items, reply) => commit_group(store, vec![(items, reply)], gauges),
-        Command::Peek(count, bytes, reply) => {
-            let _ = reply.send(store.peek(count, bytes).map_err(Into::into));
+        Command::Peek(after, count, bytes, reply) => {
+            let _ = reply.send(store.peek_after(after, count, bytes).map_err(Into::into));
         }
         Command::Remove(seqs, reply) => {
             let result = store.remove(&seqs);

@@ -330,10 +330,21 @@ impl Store {
     /// The oldest readings, in arrival order, up to `max_count` and about `max_bytes` (at least
     /// one reading when any is buffered).
     pub fn peek(&self, max_count: usize, max_bytes: usize) -> Result<Vec<Stored>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare_cached("SELECT seq, envelope FROM readings ORDER BY seq LIMIT ?1")?;
-        let mut rows = statement.query([max_count as i64])?;
+        self.peek_after(0, max_count, max_bytes)
+    }
+
+    /// Like [`Store::peek`], for readings after `seq` only: the forwarder reads the next batch
+    /// while the one before it is still with the bridge.
+    pub fn peek_after(
+        &self,
+        seq: u64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT seq, envelope FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = statement.query(params![seq, max_count as i64])?;
         let (mut out, mut total) = (Vec::new(), 0usize);
         while let Some(row) = rows.next()? {
             let stored = Stored {
