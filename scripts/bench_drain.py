@@ -17,6 +17,8 @@ from benchlib import free_port, record  # noqa: E402
 
 TARGET = os.environ["CARGO_TARGET_DIR"] + "/release"
 COUNT = int(os.environ.get("BENCH_DRAIN_READINGS", "1000000"))
+# Extra agent flags, e.g. BENCH_DRAIN_AGENT_ARGS="--forward-max-readings 20000".
+AGENT_ARGS = os.environ.get("BENCH_DRAIN_AGENT_ARGS", "").split()
 
 
 
@@ -70,7 +72,7 @@ def main():
         processes.append(subprocess.Popen(
             [f"{TARGET}/emberline-agent", "run", "--agent-id", "bench", "--http-listen", f"127.0.0.1:{agent_port}",
              "--no-mqtt", "--no-alerts", "--buffer-path", buffer, "--buffer-max-bytes", str(20 << 30),
-             "--bridge-url", f"http://127.0.0.1:{bridge_port}", "--forward-linger-ms", "5"],
+             "--bridge-url", f"http://127.0.0.1:{bridge_port}", "--forward-linger-ms", "5", *AGENT_ARGS],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         left = COUNT
         while left != 0:
