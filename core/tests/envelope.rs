@@ -143,3 +143,32 @@ fn unusable_records_say_why() {
     assert_eq!(error.code(), "invalid_envelope");
     assert!(error.to_string().contains("source_name"), "{error}");
 }
+
+#[test]
+fn a_reading_on_the_wire_is_the_devices_flat_object() {
+    let text = serde_json::to_string(&reading(Some(7))).unwrap();
+    assert_eq!(
+        text,
+        r#"{"timestamp":"2025-05-24T18:03:11.123456Z","latitude":34.05,"longitude":-118.25,"temperature":42.7,"humidity":12.0,"wind_speed":18.4,"wind_direction":270.0,"vegetation_density":0.82,"air_quality_index":160.0,"source_name":"ridge:north-7","seq":7,"note":"kept"}"#
+    );
+    let back: Reading = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, reading(Some(7)));
+    assert_eq!(back.extra()["note"], json!("kept"));
+
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["seq"] = serde_json::Value::Null;
+    let without_seq: Reading = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(without_seq.seq(), None);
+
+    value.as_object_mut().unwrap().remove("humidity");
+    let error = serde_json::from_value::<Reading>(value.clone()).unwrap_err();
+    assert!(
+        error.to_string().contains("missing field `humidity`"),
+        "{error}"
+    );
+    value["humidity"] = json!("wet");
+    assert!(serde_json::from_value::<Reading>(value.clone()).is_err());
+    value["humidity"] = json!(12);
+    value["timestamp"] = json!("yesterday");
+    assert!(serde_json::from_value::<Reading>(value).is_err());
+}

@@ -8,8 +8,8 @@
 mod error;
 mod fields;
 mod limits;
+mod wire;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -21,8 +21,8 @@ use fields::FieldReader;
 
 /// A valid sensor reading. Only [`Reading::parse`], [`Reading::from_json`] and deserialization
 /// make one, so a `Reading` never holds an invalid value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "Wire", into = "Wire")]
+/// On the wire it is the flat JSON object the device sent (see `wire`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
     timestamp: OffsetDateTime,
     measurements: Measurements,
@@ -147,75 +147,6 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-/// The flat JSON form a reading has on the wire, as the device sent it.
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    #[serde(with = "time::serde::rfc3339")]
-    timestamp: OffsetDateTime,
-    latitude: f64,
-    longitude: f64,
-    temperature: f64,
-    humidity: f64,
-    wind_speed: f64,
-    wind_direction: f64,
-    vegetation_density: f64,
-    air_quality_index: f64,
-    source_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
-}
-
-impl From<Reading> for Wire {
-    fn from(reading: Reading) -> Self {
-        let m = reading.measurements;
-        Self {
-            timestamp: reading.timestamp,
-            latitude: m.latitude,
-            longitude: m.longitude,
-            temperature: m.temperature,
-            humidity: m.humidity,
-            wind_speed: m.wind_speed,
-            wind_direction: m.wind_direction,
-            vegetation_density: m.vegetation_density,
-            air_quality_index: m.air_quality_index,
-            source_name: reading.source_name,
-            seq: reading.seq,
-            extra: reading.extra,
-        }
-    }
-}
-
-impl TryFrom<Wire> for Reading {
-    type Error = String;
-
-    fn try_from(wire: Wire) -> Result<Self, Self::Error> {
-        let measurements = Measurements {
-            latitude: wire.latitude,
-            longitude: wire.longitude,
-            temperature: wire.temperature,
-            humidity: wire.humidity,
-            wind_speed: wire.wind_speed,
-            wind_direction: wire.wind_direction,
-            vegetation_density: wire.vegetation_density,
-            air_quality_index: wire.air_quality_index,
-        };
-        if !measurements.all_finite() {
-            return Err("reading has a number that is not finite".into());
-        }
-        fields::check_source_name(&wire.source_name, usize::MAX)
-            .map_err(|error| format!("source_name: {}", error.message))?;
-        Ok(Self {
-            timestamp: wire.timestamp,
-            measurements,
-            source_name: wire.source_name,
-            seq: wire.seq,
-            extra: wire.extra,
-        })
     }
 }
 

@@ -1,0 +1,178 @@
+//! The flat JSON form a reading has on the wire, as the device sent it: the reference fields,
+//! `seq` when the device numbers its readings, then every extra field it sent.
+//!
+//! Written by hand rather than derived with `#[serde(flatten)]`: flatten buffers every field of
+//! every reading in serde's intermediate `Content` before deserializing it again, and the derived
+//! `into` conversion cloned each reading to serialize it. Every hop decodes and encodes readings
+//! (agent, bridge, detector, writer, dashboard), so this is on all their hot paths.
+
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::{Reading, fields};
+use crate::rules::Measurements;
+
+/// The reference fields in wire order; the numbers are `Measurements` in the same order.
+const NUMBERS: [&str; 8] = [
+    "latitude",
+    "longitude",
+    "temperature",
+    "humidity",
+    "wind_speed",
+    "wind_direction",
+    "vegetation_density",
+    "air_quality_index",
+];
+
+impl Serialize for Reading {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let m = &self.measurements;
+        let numbers = [
+            m.latitude,
+            m.longitude,
+            m.temperature,
+            m.humidity,
+            m.wind_speed,
+            m.wind_direction,
+            m.vegetation_density,
+            m.air_quality_index,
+        ];
+        let len = 10 + usize::from(self.seq.is_some()) + self.extra.len();
+        let mut map = serializer.serialize_map(Some(len))?;
+        map.serialize_entry("timestamp", &Rfc3339(self.timestamp))?;
+        for (name, value) in NUMBERS.iter().zip(numbers) {
+            map.serialize_entry(name, &value)?;
+        }
+        map.serialize_entry("source_name", &self.source_name)?;
+        if let Some(seq) = self.seq {
+            map.serialize_entry("seq", &seq)?;
+        }
+        for (name, value) in &self.extra {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Reading {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ReadingVisitor)
+    }
+}
+
+/// A timestamp written and read as RFC 3339.
+struct Rfc3339(OffsetDateTime);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        time::serde::rfc3339::serialize(&self.0, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rfc3339 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        time::serde::rfc3339::deserialize(deserializer).map(Self)
+    }
+}
+
+/// A key of the reading object: a reference field (no allocation) or an extra one.
+enum Key {
+    Timestamp,
+    Number(usize),
+    SourceName,
+    Seq,
+    Extra(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Key, E> {
+        Ok(match name {
+            "timestamp" => Key::Timestamp,
+            "source_name" => Key::SourceName,
+            "seq" => Key::Seq,
+            other => match NUMBERS.iter().position(|n| *n == other) {
+                Some(index) => Key::Number(index),
+                None => Key::Extra(other.to_owned()),
+            },
+        })
+    }
+}
+
+struct ReadingVisitor;
+
+impl<'de> Visitor<'de> for ReadingVisitor {
+    type Value = Reading;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a reading object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Reading, A::Error> {
+        let mut timestamp = None;
+        let mut numbers = [None; 8];
+        let (mut source_name, mut seq, mut extra) = (None, None, Map::new());
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Timestamp => timestamp = Some(map.next_value::<Rfc3339>()?.0),
+                Key::Number(index) => {
+                    if let Some(slot) = numbers.get_mut(index) {
+                        *slot = Some(map.next_value::<f64>()?);
+                    }
+                }
+                Key::SourceName => source_name = Some(map.next_value::<String>()?),
+                Key::Seq => seq = map.next_value::<Option<u64>>()?,
+                Key::Extra(name) => {
+                    extra.insert(name, map.next_value::<Value>()?);
+                }
+            }
+        }
+        let timestamp = timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?;
+        let mut values = [0.0; 8];
+        for ((value, number), name) in values.iter_mut().zip(numbers).zip(NUMBERS) {
+            *value = number.ok_or_else(|| de::Error::missing_field(name))?;
+        }
+        let source_name = source_name.ok_or_else(|| de::Error::missing_field("source_name"))?;
+        let [lat, lon, t, h, ws, wd, v, aqi] = values;
+        let measurements = Measurements {
+            latitude: lat,
+            longitude: lon,
+            temperature: t,
+            humidity: h,
+            wind_speed: ws,
+            wind_direction: wd,
+            vegetation_density: v,
+            air_quality_index: aqi,
+        };
+        if !measurements.all_finite() {
+            return Err(de::Error::custom("reading has a number that is not finite"));
+        }
+        fields::check_source_name(&source_name, usize::MAX)
+            .map_err(|error| de::Error::custom(format!("source_name: {}", error.message)))?;
+        Ok(Reading {
+            timestamp,
+            measurements,
+            source_name,
+            seq,
+            extra,
+        })
+    }
+}
