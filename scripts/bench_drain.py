@@ -19,6 +19,7 @@ TARGET = os.environ["CARGO_TARGET_DIR"] + "/release"
 COUNT = int(os.environ.get("BENCH_DRAIN_READINGS", "1000000"))
 # Extra agent flags, e.g. BENCH_DRAIN_AGENT_ARGS="--forward-max-readings 20000".
 AGENT_ARGS = os.environ.get("BENCH_DRAIN_AGENT_ARGS", "").split()
+BRIDGE_ARGS = os.environ.get("BENCH_DRAIN_BRIDGE_ARGS", "").split()
 
 
 
@@ -65,7 +66,7 @@ def main():
 
         bridge_port, agent_port = free_port(), free_port()
         processes.append(subprocess.Popen(
-            [f"{TARGET}/emberline-bridge", "--listen", f"127.0.0.1:{bridge_port}", "--brokers", brokers],
+            [f"{TARGET}/emberline-bridge", "--listen", f"127.0.0.1:{bridge_port}", "--brokers", brokers, *BRIDGE_ARGS],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1)
         started = time.time()
