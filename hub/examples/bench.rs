@@ -144,6 +144,16 @@ fn rfc3339(at: time::OffsetDateTime) -> String {
         .unwrap()
 }
 
+/// `BENCH_HUB_BATCH`: the roles' `--batch-size` (their default when unset).
+fn batch_size(common: &mut emberline_hub::Common) {
+    if let Some(size) = std::env::var("BENCH_HUB_BATCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        common.batch_size = size;
+    }
+}
+
 /// Readings/s of a writer from its start to the last reading committed.
 async fn writer_rate(bootstrap: &str, raw: &str, readings: usize) -> f64 {
     let test_db = TestDb::create().await;
@@ -151,6 +161,7 @@ async fn writer_rate(bootstrap: &str, raw: &str, readings: usize) -> f64 {
     config.group = unique_name("bench-write");
     config.raw_topic = raw.to_owned();
     config.migrate = true;
+    batch_size(&mut config.common);
     for topic in [&mut config.anomaly_topic, &mut config.status_topic] {
         *topic = unique_name("bench-unused");
         create_topics(bootstrap, &[TopicSpec::new(topic.as_str(), 1)]).await;
@@ -193,6 +204,7 @@ async fn detector_rate(bootstrap: &str, raw: &str, anomaly: &str, readings: usiz
     config.raw_topic = raw.to_owned();
     config.anomaly_topic = anomaly.to_owned();
     config.dlq_topic = unique_name("bench-dlq");
+    batch_size(&mut config.common);
     create_topics(bootstrap, &[TopicSpec::new(&config.dlq_topic, 1)]).await;
     let detector = Detector::new(config).unwrap();
     let metrics = detector.metrics();
