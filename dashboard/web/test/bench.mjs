@@ -1,5 +1,5 @@
 // Benchmark (not a test): the page with many sensors in Debian's headless Chromium. Run by
-// `cargo run --release -p emberline-dashboard --example bench` (scripts/bench-dashboard), which
+// `cargo run --release -p emberline-dashboard --example dashboard_bench` (scripts/bench-dashboard), which
 // fills a database and serves it; prints one JSON line per run.
 //
 //   loaded_ms    navigation start → snapshot fetched and applied (performance mark)

@@ -4,7 +4,7 @@
 //! - detector: readings/s from raw-data to acknowledged anomaly-data, against a bare consumer
 //!   reading the same topic (goal ≥ 0.8 ×).
 //!
-//! `cargo run --release -p emberline-hub --example bench -- [readings]` (default 50,000), with
+//! `cargo run --release -p emberline-hub --example hub_bench -- [readings]` (default 50,000), with
 //! PostgreSQL at `DATABASE_URL` and a broker at `EMBERLINE_TEST_KAFKA` (or one started here).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark fails loudly

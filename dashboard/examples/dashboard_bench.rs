@@ -3,7 +3,7 @@
 //! `/api/sensors` latency and runs `web/test/bench.mjs` in headless Chromium for time to first
 //! render and memory. `scripts/bench-dashboard` runs it; figures go to `docs/benchmarks.md`.
 //!
-//! `cargo run --release -p emberline-dashboard --example bench -- [sensors] [requests]`
+//! `cargo run --release -p emberline-dashboard --example dashboard_bench -- [sensors] [requests]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark harness
 
