@@ -144,8 +144,20 @@ fn rfc3339(at: time::OffsetDateTime) -> String {
         .unwrap()
 }
 
+/// `BENCH_HUB_CONSUMER="key=value,…"`: librdkafka settings for every consumer here (the bare
+/// one and the roles', through `--kafka-option`), for fetch-size experiments.
+fn consumer_options() -> Vec<(String, String)> {
+    std::env::var("BENCH_HUB_CONSUMER")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
 /// `BENCH_HUB_BATCH`: the roles' `--batch-size` (their default when unset).
 fn batch_size(common: &mut emberline_hub::Common) {
+    common.kafka_options.extend(consumer_options());
     if let Some(size) = std::env::var("BENCH_HUB_BATCH")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -181,7 +193,11 @@ async fn writer_rate(bootstrap: &str, raw: &str, readings: usize) -> f64 {
 
 /// Readings/s of a consumer that only reads.
 async fn bare_consumer_rate(bootstrap: &str, raw: &str, readings: usize) -> f64 {
-    let consumer: StreamConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (key, value) in consumer_options() {
+        config.set(key, value);
+    }
+    let consumer: StreamConsumer = config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique_name("bench-bare"))
         .set("auto.offset.reset", "earliest")
