@@ -93,7 +93,12 @@ async fn main() -> Result<()> {
                     std::future::pending::<()>().await;
                 }
             };
-            Ok(emberline_stack::demo::run(args, shutdown).await?)
+            // The error names the service and its log; a backtrace would bury that.
+            if let Err(error) = emberline_stack::demo::run(args, shutdown).await {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Check { target } => check(&target).await,
         Command::Topics { brokers, prefix } => {

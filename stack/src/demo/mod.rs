@@ -222,6 +222,11 @@ async fn supervise(
         }
         for child in running.iter_mut() {
             if let Some(status) = child.exited() {
+                println!(
+                    "{} exited unexpectedly ({status}); its log: {}; stopping everything",
+                    child.name(),
+                    child.log().display()
+                );
                 return Err(DemoError::Died {
                     name: child.name().to_owned(),
                     status: status.to_string(),
