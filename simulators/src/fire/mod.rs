@@ -2,13 +2,16 @@
 //! HTTP (`POST /v1/readings`, one JSON-array batch per agent per round) while a fire spreads.
 //!
 //! Sensor `n` reports to agent `n % agents`. Counts what was sent, acknowledged (the agent's
-//! `202`, per reading) and failed, and prints a line every `report_every`.
+//! `202`, per reading) and failed, and the latency of each batch (request → `202`, that is until
+//! the agent has committed it), and prints a line every `report_every`.
 
 pub mod model;
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::histogram::Histogram;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +59,7 @@ pub async fn run(config: FireConfig, stop: CancellationToken) -> Result<Counts, 
     // A per-run base so a rerun's readings are not taken for the last run's duplicates.
     let seq_base = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
     let mut counts = Counts::default();
+    let latency = Histogram::new();
     let mut round = 0u64;
     let mut last_report = Instant::now();
     let mut ticker = tokio::time::interval(config.interval);
@@ -71,15 +75,15 @@ pub async fn run(config: FireConfig, stop: CancellationToken) -> Result<Counts, 
         let t = started.elapsed().as_secs_f64();
         let batches = batches(&fire, config.agents.len(), t, seq_base + round);
         round += 1;
-        send_round(&client, &config.agents, batches, &mut counts).await;
+        send_round(&client, &config.agents, batches, &mut counts, &latency).await;
         if last_report.elapsed() >= config.report_every {
             last_report = Instant::now();
-            println!("{}", summary(&fire, t, counts));
+            println!("{}", summary(&fire, t, counts, &latency));
         }
     }
     println!(
         "{}",
-        summary(&fire, started.elapsed().as_secs_f64(), counts)
+        summary(&fire, started.elapsed().as_secs_f64(), counts, &latency)
     );
     Ok(counts)
 }
@@ -106,18 +110,23 @@ async fn send_round(
     agents: &[String],
     batches: Vec<Vec<Value>>,
     counts: &mut Counts,
+    latency: &Histogram,
 ) {
     let sends = agents.iter().zip(batches).map(|(agent, batch)| async move {
         let n = batch.len() as u64;
+        let sent_at = Instant::now();
         let url = format!("{}/v1/readings", agent.trim_end_matches('/'));
         let answer = client.post(&url).json(&batch).send().await;
         let accepted = match answer {
-            Ok(response) if response.status() == reqwest::StatusCode::ACCEPTED => response
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|v| v["accepted"].as_u64())
-                .unwrap_or(0),
+            Ok(response) if response.status() == reqwest::StatusCode::ACCEPTED => {
+                latency.record(sent_at.elapsed());
+                response
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["accepted"].as_u64())
+                    .unwrap_or(0)
+            }
             Ok(response) => {
                 tracing::warn!(%url, status = %response.status(), "batch refused");
                 0
@@ -136,13 +145,38 @@ async fn send_round(
     }
 }
 
-fn summary(fire: &Fire, t: f64, counts: Counts) -> String {
+fn summary(fire: &Fire, t: f64, counts: Counts, latency: &Histogram) -> String {
+    let ms = |q: f64| latency.percentile_micros(q) as f64 / 1000.0;
     format!(
-        "fire: t={t:.0}s sensors={} reached_by_fire={} sent={} acknowledged={} failed={}",
+        "fire: t={t:.0}s sensors={} reached_by_fire={} sent={} acknowledged={} failed={} \
+         batch_latency_ms p50={:.1} p99={:.1}",
         fire.sites().len(),
         fire.burning(t),
         counts.sent,
         counts.acknowledged,
-        counts.failed
+        counts.failed,
+        ms(0.5),
+        ms(0.99),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sensor_reports_once_per_round_to_its_own_agent() {
+        let fire = Fire::new(Scenario::palisades(10, 3));
+        let batches = batches(&fire, 3, 0.0, 42);
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [4, 3, 3]);
+        for (agent, batch) in batches.iter().enumerate() {
+            for reading in batch {
+                let name = reading["source_name"].as_str().unwrap();
+                let n: usize = name.trim_start_matches("sensor-").parse().unwrap();
+                assert_eq!(n % 3, agent, "{name}");
+                assert_eq!(reading["seq"], 42);
+            }
+        }
+    }
 }
