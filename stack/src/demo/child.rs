@@ -72,12 +72,16 @@ impl Child {
             .and_then(|p| p.try_wait().ok().flatten())
     }
 
-    /// Sends SIGTERM (once), without waiting.
-    pub fn terminate(&mut self) {
-        if let Some(process) = &mut self.process
-            && matches!(process.try_wait(), Ok(None))
-        {
-            send_sigterm(process.id());
+    /// Sends SIGTERM without waiting; returns the exit status instead if it had already exited.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        let process = self.process.as_mut()?;
+        match process.try_wait() {
+            Ok(None) => {
+                send_sigterm(process.id());
+                None
+            }
+            Ok(Some(status)) => Some(status),
+            Err(_) => None,
         }
     }
 
@@ -110,12 +114,13 @@ impl Drop for Child {
 
 /// Stops a group of children together: SIGTERM to all, then each gets until `grace` is over.
 pub fn stop_all(children: &mut [Child], grace: Duration) {
-    for child in children.iter_mut() {
-        child.terminate();
-    }
+    let before: Vec<Option<ExitStatus>> = children.iter_mut().map(Child::terminate).collect();
     let deadline = Instant::now() + grace;
-    for child in children.iter_mut() {
-        if child.reap(deadline) {
+    for (child, before) in children.iter_mut().zip(before) {
+        if let Some(status) = before {
+            println!("  {} had already exited ({status})", child.name());
+            child.reap(deadline);
+        } else if child.reap(deadline) {
             println!("  stopped {}", child.name());
         } else {
             println!(
