@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the `emberline-sim` flags, each with an `EMBERLINE_SIM_*` twin, checked once.
+//! - [`fire`]: `fire`, sensors over a wildfire region posting to agents over HTTP while a fire
+//!   spreads with the wind; the scenario itself ([`fire::model`]) is pure and seeded.
 //! - [`mqtt_load`]: `mqtt-load`, many devices publishing over MQTT at QoS 0 or 1; counts sent,
 //!   acknowledged and failed publishes and the publish → PUBACK latency.
 //! - [`payload`]: one device's readings (design §1), deterministic and valid, built without IO.
@@ -17,6 +19,7 @@
 //!   means the reading is committed (design §3), so acknowledged msgs/s is durable msgs/s.
 
 pub mod cli;
+pub mod fire;
 pub mod histogram;
 pub mod mqtt_load;
 pub mod payload;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::Parser as _;
-use emberline_sim::cli::{Cli, Command, MqttLoadArgs};
+use emberline_sim::cli::{Cli, Command, FireArgs, MqttLoadArgs};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> Result<()> {
@@ -15,7 +15,22 @@ fn main() -> Result<()> {
         .init();
     match cli.command {
         Command::MqttLoad(args) => mqtt_load(args),
+        Command::Fire(args) => fire(args),
     }
+}
+
+fn fire(args: FireArgs) -> Result<()> {
+    let config = args.into_config().map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let stop = CancellationToken::new();
+        tokio::spawn(stop_on_signals(stop.clone()));
+        emberline_sim::fire::run(config, stop).await
+    })?;
+    Ok(())
 }
 
 fn mqtt_load(args: MqttLoadArgs) -> Result<()> {

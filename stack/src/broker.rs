@@ -178,6 +178,8 @@ impl Broker {
             .stdout(log.try_clone().map_err(data_dir_error)?)
             .stderr(log);
         die_with_parent(&mut command);
+        // A Ctrl-C in the terminal goes to the supervisor, which stops the broker last.
+        own_process_group(&mut command);
         let child = command.spawn().map_err(|source| BrokerError::Spawn {
             binary: config.binary.clone(),
             source,
@@ -246,7 +248,7 @@ fn wait_port_free(port: u16, patience: Duration) -> Result<(), BrokerError> {
     }
 }
 
-fn send_sigterm(pid: u32) {
+pub(crate) fn send_sigterm(pid: u32) {
     #[allow(unsafe_code)]
     // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped) and a valid signal.
     unsafe {
@@ -255,7 +257,7 @@ fn send_sigterm(pid: u32) {
 }
 
 /// Asks the kernel to SIGKILL the child when the thread that spawned it exits.
-fn die_with_parent(command: &mut Command) {
+pub(crate) fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt as _;
     #[allow(unsafe_code)]
     // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
@@ -268,4 +270,10 @@ fn die_with_parent(command: &mut Command) {
             Ok(())
         });
     }
+}
+
+/// Puts the child in a process group of its own, so a terminal's Ctrl-C reaches only its parent.
+pub(crate) fn own_process_group(command: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    command.process_group(0);
 }

@@ -12,6 +12,7 @@
 //!   crashed test or supervisor leaves no broker behind.
 
 pub mod broker;
+pub mod demo;
 pub mod postgres;
 pub mod topics;
 
@@ -20,3 +21,17 @@ pub use topics::{STANDARD_TOPICS, TopicSpec};
 
 /// The PostgreSQL server used when `DATABASE_URL` is not set: the local one, trust auth.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Hides a password in a connection URL before it is printed.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

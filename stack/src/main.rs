@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use emberline_stack::{Broker, BrokerConfig, DEFAULT_DATABASE_URL, postgres, topics};
+use emberline_stack::demo::DemoArgs;
+use emberline_stack::{Broker, BrokerConfig, DEFAULT_DATABASE_URL, postgres, redact, topics};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]
@@ -22,6 +23,9 @@ struct Cli {
 enum Command {
     /// Start the broker, create the topics, check PostgreSQL, then run until Ctrl-C.
     Up(UpArgs),
+    /// The whole pipeline on one machine: broker, PostgreSQL, bridge, hub, dashboard, agents and
+    /// a simulated fire; prints the map's URL and runs until Ctrl-C.
+    Demo(DemoArgs),
     /// Check a running stack: broker metadata and PostgreSQL.
     Check {
         #[command(flatten)]
@@ -75,12 +79,27 @@ struct Target {
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Up(args) => up(args).await,
+        Command::Demo(args) => {
+            let shutdown = async {
+                if let Err(error) = wait_for_shutdown_signal().await {
+                    tracing::warn!(%error, "cannot listen for signals");
+                    std::future::pending::<()>().await;
+                }
+            };
+            // The error names the service and its log; a backtrace would bury that.
+            if let Err(error) = emberline_stack::demo::run(args, shutdown).await {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Check { target } => check(&target).await,
         Command::Topics { brokers, prefix } => {
             topics::ensure(&brokers, &topics::standard(&prefix)).await?;
@@ -160,20 +179,6 @@ fn print_topics(brokers: &str) -> Result<Vec<(String, usize)>> {
         println!("  {name:<24} {partitions} partition{plural}");
     }
     Ok(topics)
-}
-
-/// Hides a password in a connection URL before it is printed.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 async fn wait_for_shutdown_signal() -> Result<()> {
