@@ -203,9 +203,13 @@ impl Forwarder {
         };
         let ndjson = batch::encode(readings.iter().map(|s| s.envelope.as_slice()));
         let body = match tokio::task::spawn_blocking(move || gzip(&ndjson)).await {
-            Ok(Ok(body)) => Ok(body),
-            Ok(Err(error)) => Err(format!("cannot compress batch: {error}")),
-            Err(error) => Err(format!("cannot compress batch: {error}")),
+            Ok(body) => body.map_err(|error| format!("cannot compress batch: {error}")),
+            // The compression task itself failed (not the batch): read it again later.
+            Err(error) => {
+                tracing::error!(%error, "batch compression stopped; retrying");
+                sleep_or_cancel(Duration::from_secs(1), shutdown).await;
+                return None;
+            }
         };
         Some(Outgoing { readings, body })
     }
@@ -228,12 +232,15 @@ impl Forwarder {
             self.bridge.set(!matches!(outcome, Outcome::Retry { .. }));
             match outcome {
                 Outcome::Delivered => {
-                    let seqs = batch.iter().map(|s| s.seq).collect();
-                    if let Err(error) = self.buffer.remove(seqs).await {
-                        tracing::error!(%error, "delivered batch not removed from the buffer; it will be sent again");
-                    }
                     self.metrics.forwarded.inc_by(batch.len() as u64);
                     self.metrics.batch("delivered");
+                    let seqs = batch.iter().map(|s| s.seq).collect();
+                    if let Err(error) = self.buffer.remove(seqs).await {
+                        // Not `Delivered`: the batch read ahead must not go before this one is
+                        // sent again, or a sensor's older readings would follow its newer ones.
+                        tracing::error!(%error, "delivered batch not removed from the buffer; it will be sent again");
+                        return Outcome::Retry { after: None };
+                    }
                     return Outcome::Delivered;
                 }
                 Outcome::Quarantine { reason } => return self.quarantine(batch, reason).await,

@@ -117,12 +117,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
     // all the same: a handle kept by mistake must not keep the process alive (what is committed
     // is safe either way).
     if drained.is_ok() {
-        let joined = tokio::time::timeout(
-            Duration::from_secs(args.shutdown_secs),
-            tokio::task::spawn_blocking(move || buffer_thread.join()),
-        )
-        .await;
-        if joined.is_err() {
+        // Polled, not joined on a blocking task: the runtime waits for its blocking tasks when
+        // it shuts down, which would undo the bound.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(args.shutdown_secs);
+        while !buffer_thread.is_finished() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if buffer_thread.is_finished() {
+            let _ = buffer_thread.join();
+        } else {
             tracing::warn!("the buffer thread did not stop in time; exiting anyway");
         }
     }

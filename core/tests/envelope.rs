@@ -171,4 +171,20 @@ fn a_reading_on_the_wire_is_the_devices_flat_object() {
     value["humidity"] = json!(12);
     value["timestamp"] = json!("yesterday");
     assert!(serde_json::from_value::<Reading>(value).is_err());
+
+    // A reference field given twice is refused, not last-one-wins.
+    for (field, again) in [
+        ("temperature", r#""temperature":999"#),
+        ("seq", r#""seq":null"#),
+        ("source_name", r#""source_name":"other""#),
+    ] {
+        let doubled = text.replacen('{', &format!("{{{again},"), 1);
+        let error = serde_json::from_str::<Reading>(&doubled).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("duplicate field `{field}`")),
+            "{field}: {error}"
+        );
+    }
 }

@@ -202,6 +202,8 @@ fn run(mut store: Store, mut commands: mpsc::Receiver<Command>, gauges: &Gauges)
             serve(&mut store, command, gauges);
         }
         set_gauges(gauges, &store);
+        // After every reply of this round is sent: no device waits on a catch-up checkpoint.
+        store.checkpoint_if_behind();
     }
 }
 

@@ -236,8 +236,10 @@ impl Store {
         Ok(())
     }
 
-    /// After a commit: checkpoint here when the background thread has fallen behind.
-    fn after_commit(&self) {
+    /// Checkpoints on the writer's connection when the background thread has fallen behind (the
+    /// WAL passed its limit). The buffer thread calls it after a commit's replies are sent, so
+    /// nobody waits on it.
+    pub fn checkpoint_if_behind(&self) {
         if self
             .checkpointer
             .as_ref()
@@ -322,7 +324,6 @@ impl Store {
             }
         }
         tx.commit()?;
-        self.after_commit();
         (self.depth, self.bytes, self.next_seq) = (depth, bytes, next_seq);
         Ok(answers)
     }
@@ -406,7 +407,6 @@ impl Store {
             }
         }
         tx.commit()?;
-        self.after_commit();
         (self.depth, self.bytes) = (depth, bytes);
         Ok(())
     }

@@ -117,6 +117,15 @@ impl Visitor<'_> for KeyVisitor {
     }
 }
 
+/// Refuses a reference field seen before.
+fn once<E: de::Error>(seen: bool, field: &'static str) -> Result<(), E> {
+    if seen {
+        Err(E::duplicate_field(field))
+    } else {
+        Ok(())
+    }
+}
+
 struct ReadingVisitor;
 
 impl<'de> Visitor<'de> for ReadingVisitor {
@@ -130,16 +139,30 @@ impl<'de> Visitor<'de> for ReadingVisitor {
         let mut timestamp = None;
         let mut numbers = [None; 8];
         let (mut source_name, mut seq, mut extra) = (None, None, Map::new());
+        // A reference field given twice is refused (as serde's derive does): a record must not
+        // be able to pass one value through the checks and mean another.
+        let mut seq_seen = false;
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Timestamp => timestamp = Some(map.next_value::<Rfc3339>()?.0),
+                Key::Timestamp => {
+                    once(timestamp.is_some(), "timestamp")?;
+                    timestamp = Some(map.next_value::<Rfc3339>()?.0);
+                }
                 Key::Number(index) => {
-                    if let Some(slot) = numbers.get_mut(index) {
+                    if let (Some(slot), Some(name)) = (numbers.get_mut(index), NUMBERS.get(index)) {
+                        once(slot.is_some(), name)?;
                         *slot = Some(map.next_value::<f64>()?);
                     }
                 }
-                Key::SourceName => source_name = Some(map.next_value::<String>()?),
-                Key::Seq => seq = map.next_value::<Option<u64>>()?,
+                Key::SourceName => {
+                    once(source_name.is_some(), "source_name")?;
+                    source_name = Some(map.next_value::<String>()?);
+                }
+                Key::Seq => {
+                    once(seq_seen, "seq")?;
+                    seq_seen = true;
+                    seq = map.next_value::<Option<u64>>()?;
+                }
                 Key::Extra(name) => {
                     extra.insert(name, map.next_value::<Value>()?);
                 }
