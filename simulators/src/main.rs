@@ -71,7 +71,9 @@ async fn stop_on_signals(stop: CancellationToken) {
             _ = term.recv() => {}
         }
         if n == 0 {
-            eprintln!("stopping: draining outstanding PUBACKs (again to quit at once)");
+            eprintln!(
+                "stopping: waiting for the answers still outstanding (again to quit at once)"
+            );
             stop.cancel();
         }
     }
