@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+pub use emberline_service::{LogFormat, parse_duration};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
@@ -21,15 +22,6 @@ const PROTECTED_KAFKA_OPTIONS: [&str; 4] = [
     "request.required.acks",
     "bootstrap.servers",
 ];
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (containers).
-    Json,
-}
 
 /// `emberline-bridge`: takes batches of readings from agents over HTTP and produces them to Kafka.
 #[derive(Debug, Clone, Parser)]
@@ -190,26 +182,6 @@ fn check_topic(flag: &str, name: &str) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
-}
-
-/// `10s`, `500ms`, `2m` or a plain number of seconds (`2.5`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: write e.g. 10s, 500ms or 2m"))?;
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("{text:?} is not a duration: it must be zero or more and finite"))
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

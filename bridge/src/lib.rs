@@ -42,10 +42,9 @@ pub mod limit;
 pub mod metrics;
 pub mod readiness;
 pub mod server;
-pub mod shutdown;
-pub mod telemetry;
 
 pub use config::{Config, ConfigError, LogFormat};
+pub use emberline_service::{shutdown, telemetry};
 pub use error::ApiError;
 pub use http::{AppState, app};
 pub use server::{Bridge, StartError};

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+pub use emberline_service::{LogFormat, parse_duration};
 
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -31,15 +32,6 @@ const PROTECTED_KAFKA_OPTIONS: [&str; 8] = [
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line (containers).
-    Json,
-}
 
 /// `emberline-hub`: the central roles — detector, PostgreSQL writer, schema migrations.
 #[derive(Debug, Clone, Parser)]
@@ -154,30 +146,6 @@ pub fn check_topic(flag: &str, name: &str) -> Result<(), ConfigError> {
 /// The address of a role's HTTP listener (probes and metrics).
 pub fn default_listen(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// `10s`, `500ms`, `2m`, `3h`, `7d` or a plain number of seconds (`2.5`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = text.strip_suffix('h') {
-        (n, 3600.0)
-    } else if let Some(n) = text.strip_suffix('d') {
-        (n, 86_400.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: use e.g. 500ms, 10s, 2m, 3h or 7d"))?;
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|_| format!("{text:?} is not a duration: it must be positive and finite"))
 }
 
 /// `key=value`.

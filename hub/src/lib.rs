@@ -36,11 +36,10 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod role;
-pub mod shutdown;
-pub mod telemetry;
 pub mod writer;
 
 pub use config::{Cli, Command, Common, ConfigError, LogFormat};
 pub use detector::{DetectConfig, Detector};
+pub use emberline_service::{shutdown, telemetry};
 pub use role::RoleError;
 pub use writer::{WriteConfig, Writer};

@@ -21,7 +21,7 @@ pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
             _ = terminate.recv() => {}
             _ = interrupt.recv() => {}
         }
-        tracing::warn!("second signal: exiting without finishing the batch in hand");
+        tracing::warn!("second signal: exiting without finishing the work in hand");
         std::process::exit(FORCED_EXIT_CODE);
     });
     Ok(())

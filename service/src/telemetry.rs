@@ -1,9 +1,17 @@
 //! Logs: `tracing` to stderr, human lines or JSON (`--log-format json`), filtered by `RUST_LOG`
 //! (default `info`).
 
+use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (containers).
+    Json,
+}
 
 /// Installs the process's subscriber; a second call does nothing.
 pub fn init(format: LogFormat) {
