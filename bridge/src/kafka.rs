@@ -115,18 +115,7 @@ impl Kafka {
     pub async fn check(&self, topics: Vec<String>) -> Result<(), String> {
         let (_, producer) = self.current();
         let check = move || {
-            let metadata = producer
-                .client()
-                .fetch_metadata(None, METADATA_TIMEOUT)
-                .map_err(|error| format!("the Kafka brokers do not answer: {error}"))?;
-            let exists = |topic: &String| {
-                let found = metadata.topics().iter().find(|t| t.name() == topic);
-                found.is_some_and(|t| t.error().is_none() && !t.partitions().is_empty())
-            };
-            match topics.iter().find(|topic| !exists(topic)) {
-                Some(topic) => Err(format!("topic {topic} does not exist on the brokers")),
-                None => Ok(()),
-            }
+            emberline_service::kafka::topics_exist(producer.client(), &topics, METADATA_TIMEOUT)
         };
         tokio::task::spawn_blocking(check)
             .await

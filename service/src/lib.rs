@@ -1,9 +1,10 @@
 //! The plumbing every central service process shares (bridge, hub roles, dashboard), so that they
 //! stop, log and read their flags the same way: [`shutdown`] (first SIGTERM/Ctrl-C cancels the
 //! process's token, a second exits at once), [`telemetry`] (`tracing` to stderr, text or JSON,
-//! `RUST_LOG`), [`parse_duration`] (`500ms`, `10s`, `2m`, `3h`, `7d`). No service logic lives
+//! `RUST_LOG`), [`kafka::topics_exist`] (readiness), [`parse_duration`] (`500ms`, `10s`, `2m`, `3h`, `7d`). No service logic lives
 //! here. The edge agent keeps its own smaller logging setup (no regex engine in its binary).
 
+pub mod kafka;
 pub mod shutdown;
 pub mod telemetry;
 
