@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use emberline_stack::topics::{self, TopicSpec};
 use emberline_stack::{Broker, BrokerConfig, broker::free_port};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tempfile::TempDir;
 
 /// Environment variable with the `host:port` of a broker the test command started.
@@ -123,4 +125,29 @@ fn shared_data_dir() -> TempDir {
         .rand_bytes(0)
         .tempdir()
         .expect("cannot create the shared broker's directory")
+}
+
+/// A consumer (no group offsets committed) assigned to every partition of `topic` from its
+/// beginning, for tests that read back what was produced. Blocking: call it from a blocking
+/// thread.
+pub fn reader_from_beginning(bootstrap: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", crate::unique_name("test-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("cannot create a Kafka consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap_or_else(|error| panic!("no metadata for {topic}: {error}"));
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .expect("a partition offset for the assignment");
+    }
+    consumer
+        .assign(&assignment)
+        .unwrap_or_else(|error| panic!("cannot assign {topic}: {error}"));
+    consumer
 }

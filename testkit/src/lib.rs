@@ -20,7 +20,7 @@ mod wait;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use broker::{TestBroker, create_topic, create_topics, shared_broker};
+pub use broker::{TestBroker, create_topic, create_topics, reader_from_beginning, shared_broker};
 pub use db::TestDb;
 pub use emberline_stack::broker::free_port;
 pub use wait::{wait_until, wait_until_blocking};

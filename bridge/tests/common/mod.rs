@@ -14,8 +14,7 @@ use emberline_core::{AgentId, Envelope, Limits, Protocol, Reading, ReadingId};
 use emberline_testkit::{create_topic, unique_name};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use rdkafka::Message as _;
 use serde_json::Value;
 use time::macros::datetime;
 use tower::ServiceExt as _;
@@ -160,22 +159,7 @@ pub async fn read_topic(
 ) -> Vec<Consumed> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", unique_name("bridge-test-reader"))
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .unwrap();
-        let mut assignment = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
-            assignment
-                .add_partition_offset(&topic, partition.id(), Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&assignment).unwrap();
+        let consumer = emberline_testkit::reader_from_beginning(&bootstrap, &topic);
         let started = Instant::now();
         let mut seen = Vec::new();
         while !done(&seen) {

@@ -12,10 +12,9 @@ use emberline_hub::metrics::Metrics;
 use emberline_hub::{DetectConfig, Detector, WriteConfig, Writer};
 use emberline_stack::topics::TopicSpec;
 use emberline_testkit::{create_topics, unique_name};
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::ClientConfig;
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use time::{Duration as TimeDuration, OffsetDateTime};
 use tokio::task::JoinHandle;
@@ -258,22 +257,7 @@ pub async fn read_topic(
 ) -> Vec<Consumed> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", unique_name("hub-test-reader"))
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .unwrap();
-        let mut assignment = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
-            assignment
-                .add_partition_offset(&topic, partition.id(), Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&assignment).unwrap();
+        let consumer = emberline_testkit::reader_from_beginning(&bootstrap, &topic);
         let started = Instant::now();
         let mut seen = Vec::new();
         let mut enough_at: Option<Instant> = None;
