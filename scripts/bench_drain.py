@@ -20,6 +20,8 @@ COUNT = int(os.environ.get("BENCH_DRAIN_READINGS", "1000000"))
 # Extra agent flags, e.g. BENCH_DRAIN_AGENT_ARGS="--forward-max-readings 20000".
 AGENT_ARGS = os.environ.get("BENCH_DRAIN_AGENT_ARGS", "").split()
 BRIDGE_ARGS = os.environ.get("BENCH_DRAIN_BRIDGE_ARGS", "").split()
+# Another agent binary to drain with (an A/B against an earlier build), e.g. /tmp/agent-old.
+AGENT = os.environ.get("BENCH_DRAIN_AGENT", f"{TARGET}/emberline-agent")
 
 
 
@@ -71,7 +73,7 @@ def main():
         time.sleep(1)
         started = time.time()
         processes.append(subprocess.Popen(
-            [f"{TARGET}/emberline-agent", "run", "--agent-id", "bench", "--http-listen", f"127.0.0.1:{agent_port}",
+            [AGENT, "run", "--agent-id", "bench", "--http-listen", f"127.0.0.1:{agent_port}",
              "--no-mqtt", "--no-alerts", "--buffer-path", buffer, "--buffer-max-bytes", str(20 << 30),
              "--bridge-url", f"http://127.0.0.1:{bridge_port}", "--forward-linger-ms", "5", *AGENT_ARGS],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

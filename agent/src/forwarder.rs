@@ -19,9 +19,12 @@ use secrecy::{ExposeSecret as _, SecretString};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use crate::buffer::{Buffer, Stored};
+use crate::buffer::{Buffer, BufferError, Stored};
 use crate::http::BridgeStatus;
 use crate::metrics::Metrics;
+
+/// How often a delivered batch's deletion is tried before it is left to the next start.
+const REMOVE_ATTEMPTS: u32 = 10;
 
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
@@ -121,10 +124,14 @@ impl Forwarder {
     /// bridge busy. Batches are still sent
     /// one at a time, in order; the read-ahead batch is used only if the one before it was
     /// delivered, otherwise the buffer is read again from its oldest reading.
+    ///
+    /// A delivered batch is deleted from the buffer while the next one is already on its way
+    /// (one deletion at a time; it holds nothing back but disk space).
     pub async fn run(self, shutdown: CancellationToken) {
         let heartbeat = tokio::spawn(heartbeats(self.heartbeat_context(), shutdown.clone()));
         let mut limit = self.config.max_batch_readings;
         let mut ready: Option<Outgoing> = None;
+        let mut removing: Option<tokio::task::JoinHandle<()>> = None;
         while !shutdown.is_cancelled() {
             let Some(current) = (match ready.take() {
                 Some(batch) => Some(batch),
@@ -140,10 +147,23 @@ impl Forwarder {
                 Outcome::Delivered => {
                     limit = self.config.max_batch_readings;
                     ready = next;
+                    if let Some(previous) = removing.take() {
+                        let _ = previous.await;
+                    }
+                    let seqs = current.readings.iter().map(|s| s.seq).collect();
+                    let buffer = self.buffer.clone();
+                    removing = Some(tokio::spawn(remove_delivered(
+                        buffer,
+                        seqs,
+                        shutdown.clone(),
+                    )));
                 }
                 Outcome::Split => limit = (current.readings.len() / 2).max(1),
                 _ => limit = self.config.max_batch_readings,
             }
+        }
+        if let Some(last) = removing {
+            let _ = last.await;
         }
         heartbeat.abort();
     }
@@ -234,13 +254,6 @@ impl Forwarder {
                 Outcome::Delivered => {
                     self.metrics.forwarded.inc_by(batch.len() as u64);
                     self.metrics.batch("delivered");
-                    let seqs = batch.iter().map(|s| s.seq).collect();
-                    if let Err(error) = self.buffer.remove(seqs).await {
-                        // Not `Delivered`: the batch read ahead must not go before this one is
-                        // sent again, or a sensor's older readings would follow its newer ones.
-                        tracing::error!(%error, "delivered batch not removed from the buffer; it will be sent again");
-                        return Outcome::Retry { after: None };
-                    }
                     return Outcome::Delivered;
                 }
                 Outcome::Quarantine { reason } => return self.quarantine(batch, reason).await,
@@ -352,6 +365,28 @@ async fn heartbeats(context: HeartbeatContext, shutdown: CancellationToken) {
             return;
         }
     }
+}
+
+/// Deletes a delivered batch from the buffer, trying again while the disk refuses; the
+/// forwarder reads on after the batch, so it is not sent twice unless the agent restarts first.
+async fn remove_delivered(buffer: Buffer, seqs: Vec<u64>, shutdown: CancellationToken) {
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..REMOVE_ATTEMPTS {
+        match buffer.remove(seqs.clone()).await {
+            Ok(()) | Err(BufferError::Stopped) => return,
+            Err(error) => {
+                tracing::error!(%error, "delivered batch not removed from the buffer; trying again");
+                if !sleep_or_cancel(delay, &shutdown).await {
+                    break;
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::error!(
+        readings = seqs.len(),
+        "delivered batch left in the buffer; it will be sent again (duplicates, which PostgreSQL drops)"
+    );
 }
 
 /// Sleeps; `false` if shutdown came first.
