@@ -13,7 +13,9 @@
   3. the operators' objects (Strimzi, CloudNativePG, prometheus-operator) against the schemas in
      crd_schemas.py, written from the operators' API references: required fields, types, enums;
   4. the house rules in `policy_problems`: limits, probes, non-root, no `latest`, no Secret
-     objects, no envFrom, PDBs, HPAs, and production's replication settings.
+     objects, no envFrom, PDBs, HPAs, and production's replication settings;
+  5. and once for all overlays: every emberline/* image they use is built by a Dockerfile target
+     that runs as the manifests' user, from pinned base images, without HEALTHCHECK.
 """
 
 from __future__ import annotations
@@ -270,10 +272,53 @@ def production_problems(by_kind: dict[str, list[dict]]) -> list[str]:
     return problems
 
 
+# --- 5. the images ------------------------------------------------------------------------------
+
+DOCKER = ROOT / "deploy" / "docker"
+IMAGE_USER = "65532"
+
+
+def docker_problems(objects_by_overlay: dict[str, list[dict]]) -> list[str]:
+    """The Dockerfiles build every image the manifests name, as the user the manifests expect."""
+    problems = []
+    stages: dict[str, list[str]] = {}
+    for dockerfile in (DOCKER / "Dockerfile", DOCKER / "tansu.Dockerfile"):
+        current = dockerfile.name
+        for line in dockerfile.read_text().splitlines():
+            words = line.split()
+            if words[:1] == ["FROM"]:
+                base = words[1]
+                pinned = ":" in base.rsplit("/", 1)[-1] and not base.endswith(":latest")
+                if base not in stages and "${" not in base and not pinned:
+                    problems.append(f"{dockerfile.name}: FROM {base} is not pinned to a tag")
+                current = words[3] if len(words) > 3 and words[2].upper() == "AS" else dockerfile.name
+                stages[current] = list(stages.get(words[1], []))  # a stage inherits its base's lines
+            elif words:
+                stages.setdefault(current, []).append(line.strip())
+            if words[:1] == ["HEALTHCHECK"]:
+                problems.append(f"{dockerfile.name}: HEALTHCHECK (Kubernetes probes do that)")
+    images = set()
+    for objects in objects_by_overlay.values():
+        for obj in objects:
+            pod = pod_spec(obj)
+            for c in (pod or {}).get("containers", []) + (pod or {}).get("initContainers", []):
+                repository = c.get("image", "").split("@")[0].rsplit(":", 1)[0]
+                if repository.rsplit("/", 2)[-2:-1] == ["emberline"]:
+                    images.add(repository.rsplit("/", 1)[-1])
+    for image in sorted(images):
+        lines = stages.get(image) or stages.get("tansu.Dockerfile" if image == "tansu" else image)
+        if not lines:
+            problems.append(f"image emberline/{image}: no Dockerfile target builds it")
+        elif f"USER {IMAGE_USER}:{IMAGE_USER}" not in lines:
+            problems.append(f"image emberline/{image}: does not run as {IMAGE_USER}, the manifests' runAsUser")
+    return problems
+
+
 # --- commands -----------------------------------------------------------------------------------
 
 def check() -> int:
     failures = 0
+    rendered = {}
     for overlay in overlays():
         try:
             objects = render(overlay)
@@ -281,6 +326,7 @@ def check() -> int:
             print(error, file=sys.stderr)
             failures += 1
             continue
+        rendered[overlay.name] = objects
         problems = schema_problems(objects) + custom_problems(objects) + policy_problems(objects, overlay.name)
         kinds = sorted({o["kind"] for o in objects})
         if problems:
@@ -291,7 +337,12 @@ def check() -> int:
         else:
             print(f"{overlay.name}: {len(objects)} objects ({', '.join(kinds)}) — kustomize, Kubernetes "
                   f"{' and '.join(KUBERNETES_VERSIONS)} schemas, operator schemas and policy: ok")
-    return 1 if failures else 0
+    problems = docker_problems(rendered)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    if not problems:
+        print(f"images: every emberline/* image the manifests use is a Dockerfile target running as {IMAGE_USER}: ok")
+    return 1 if failures or problems else 0
 
 
 def main(argv: list[str]) -> int:

@@ -120,5 +120,14 @@ def run() -> int:
         if not any(expected in p for p in found):
             failed += 1
             print(f"not caught: {what} ({overlay}); expected a problem with {expected!r}, got {found}", file=sys.stderr)
-    print(f"{len(CASES) - failed} passed, {failed} failed")
+    # The images: a manifest naming an image no Dockerfile target builds.
+    broken = copy.deepcopy(rendered)
+    container(broken["single-node"], "Deployment", "emberline-bridge").update(image="emberline/brigde:0.1.0")
+    if not any("emberline/brigde: no Dockerfile target" in p for p in manifests.docker_problems(broken)):
+        failed += 1
+        print("not caught: an image no Dockerfile builds", file=sys.stderr)
+    if manifests.docker_problems(rendered):
+        failed += 1
+        print(f"the committed Dockerfiles are not clean: {manifests.docker_problems(rendered)}", file=sys.stderr)
+    print(f"{len(CASES) + 1 - failed} passed, {failed} failed")
     return 1 if failed else 0
