@@ -132,9 +132,10 @@ fn every_configuration_parses_and_validates() {
         }
         for (name, _) in std::env::vars() {
             if name.starts_with("EMBERLINE_") || name == "DATABASE_URL" || name == "RUST_LOG" {
-                // SAFETY: nextest runs every test in a process of its own, and no other test of
-                // this file reads the environment; clap reads env twins only from the process
-                // environment, so this is the one faithful way to parse as the binary does.
+                // SAFETY: nextest (scripts/test) runs every test in a process of its own; under
+                // `cargo test` the other tests here only spawn processes, which read the
+                // environment through std's own lock, and no C code runs. clap reads env twins
+                // from the process environment only, so this is the faithful way to parse.
                 unsafe { std::env::remove_var(&name) };
             }
         }
