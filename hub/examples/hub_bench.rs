@@ -46,8 +46,7 @@ async fn main() {
     let copy = copy_rate(&envelopes).await;
     let writer = writer_rate(&bootstrap, &raw, readings).await;
     let bare = bare_consumer_rate(&bootstrap, &raw, readings).await;
-    let detector = detector_rate(&bootstrap, &raw, &anomaly, readings, 4).await;
-    let one_at_a_time = detector_rate(&bootstrap, &raw, &anomaly, readings, 1).await;
+    let detector = detector_rate(&bootstrap, &raw, &anomaly, readings).await;
     println!("| measure ({readings} readings, {PARTITIONS} partitions) | readings/s | goal |");
     println!("|---|---|---|");
     println!("| plain `COPY` into `readings` | {copy:.0} | — |");
@@ -59,10 +58,6 @@ async fn main() {
     println!(
         "| `emberline-hub detect`, raw-data → acknowledged anomaly-data | {detector:.0} — **{:.2} × bare** | ≥ 0.8 × |",
         detector / bare
-    );
-    println!(
-        "| the same with `--in-flight-batches 1` (each batch acknowledged before the next is read) | {one_at_a_time:.0} — {:.2} × bare | — |",
-        one_at_a_time / bare
     );
 }
 
@@ -219,15 +214,8 @@ async fn bare_consumer_rate(bootstrap: &str, raw: &str, readings: usize) -> f64 
 }
 
 /// Readings/s of a detector from its start to the last classification acknowledged.
-async fn detector_rate(
-    bootstrap: &str,
-    raw: &str,
-    anomaly: &str,
-    readings: usize,
-    in_flight_batches: usize,
-) -> f64 {
+async fn detector_rate(bootstrap: &str, raw: &str, anomaly: &str, readings: usize) -> f64 {
     let mut config = DetectConfig::new(bootstrap);
-    config.in_flight_batches = in_flight_batches;
     config.group = unique_name("bench-detect");
     config.raw_topic = raw.to_owned();
     config.anomaly_topic = anomaly.to_owned();

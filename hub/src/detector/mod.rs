@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use emberline_core::Profile;
 use rdkafka::message::{Message as _, OwnedMessage};
-use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
@@ -31,7 +30,7 @@ use crate::config::{
     check_topic, parse_duration,
 };
 use crate::http::{AppState, Ready, ReadyFuture};
-use crate::kafka::{Batch, DeadLetter, GroupConsumer, OutRecord, Producer};
+use crate::kafka::{DeadLetter, GroupConsumer, OutRecord, Producer};
 use crate::metrics::Metrics;
 use crate::role::{self, RoleError};
 use rules::SharedRules;
@@ -72,10 +71,6 @@ pub struct DetectConfig {
     /// How often the rules file is checked for changes.
     #[arg(long, env = "EMBERLINE_DETECT_RULES_POLL", default_value = "2s", value_parser = parse_duration)]
     pub rules_poll: Duration,
-    /// Batches produced at once, awaiting Kafka's acknowledgements; offsets are still stored in
-    /// order. 1 waits for each batch before reading the next.
-    #[arg(long, env = "EMBERLINE_DETECT_IN_FLIGHT_BATCHES", default_value_t = 4)]
-    pub in_flight_batches: usize,
 }
 
 impl DetectConfig {
@@ -91,7 +86,6 @@ impl DetectConfig {
             profile: "default".into(),
             rules: None,
             rules_poll: Duration::from_secs(2),
-            in_flight_batches: 4,
         }
     }
 
@@ -102,11 +96,6 @@ impl DetectConfig {
         check_topic("--dlq-topic", &self.dlq_topic)?;
         if self.rules_poll < Duration::from_millis(50) {
             return Err(ConfigError("--rules-poll must be at least 50ms".into()));
-        }
-        if !(1..=64).contains(&self.in_flight_batches) {
-            return Err(ConfigError(
-                "--in-flight-batches must be between 1 and 64".into(),
-            ));
         }
         Ok(())
     }
@@ -189,58 +178,28 @@ impl Detector {
         Ok(())
     }
 
-    /// Until `token` is cancelled; the batches in flight then get `stop`'s grace to finish.
-    ///
-    /// Up to `--in-flight-batches` batches are produced at once, each on a task of its own, so
-    /// the broker's acknowledgements of one overlap the reading and classifying of the next.
-    /// Offsets are still stored in order: each task waits for the one before it (a chain of
-    /// one-shot signals) and stores nothing once an earlier batch gave up.
+    /// Until `token` is cancelled; the batch in hand then gets `stop`'s grace to finish.
     async fn consume(&self, token: &CancellationToken, stop: &CancellationToken) {
         let common = &self.config.common;
-        let window = Arc::new(Semaphore::new(self.config.in_flight_batches));
-        let (first, mut previous) = oneshot::channel();
-        let _ = first.send(true);
-        loop {
-            let Ok(permit) = window.clone().acquire_owned().await else {
-                break;
-            };
-            let Some(batch) = self
-                .consumer
-                .next_batch(common.batch_size, common.batch_linger, token)
-                .await
-            else {
-                break;
-            };
-            let (done_tx, done) = oneshot::channel();
-            let delivery = self.delivery(batch, stop.clone());
-            tokio::spawn(async move {
-                let ok = delivery.run(previous).await;
-                drop(permit);
-                let _ = done_tx.send(ok);
+        while let Some(batch) = self
+            .consumer
+            .next_batch(common.batch_size, common.batch_linger, token)
+            .await
+        {
+            let started = Instant::now();
+            let (records, dead) = self.outputs(&batch);
+            let produced = role::retry("kafka", &self.metrics, stop, || {
+                self.producer.send_all(&records)
             });
-            previous = done;
-        }
-        // The last task's signal comes after every earlier one's.
-        if !matches!(previous.await, Ok(true)) {
-            tracing::warn!(
-                "shutting down before Kafka acknowledged every batch; they will be read again"
-            );
-        }
-    }
-
-    /// A batch classified and ready to be produced by a task of its own.
-    fn delivery(&self, batch: Batch, stop: CancellationToken) -> Delivery {
-        let (records, dead) = self.outputs(&batch);
-        Delivery {
-            started: Instant::now(),
-            batch,
-            records,
-            dead,
-            consumer: self.consumer.clone(),
-            producer: self.producer.clone(),
-            metrics: self.metrics.clone(),
-            raw_topic: self.config.raw_topic.clone(),
-            stop,
+            if produced.await.is_none() {
+                tracing::warn!(
+                    records = batch.len(),
+                    "shutting down before Kafka acknowledged a batch; it will be read again"
+                );
+                return;
+            }
+            self.consumer.store(&batch);
+            self.count(&batch, &dead, started);
         }
     }
 
@@ -273,49 +232,17 @@ impl Detector {
         }
         (records, dead)
     }
-}
 
-/// One batch's output on its way to Kafka, and what is needed to store its offsets after.
-struct Delivery {
-    started: Instant,
-    batch: Batch,
-    records: Vec<OutRecord>,
-    dead: Vec<DeadLetter>,
-    consumer: GroupConsumer,
-    producer: Producer,
-    metrics: Arc<Metrics>,
-    raw_topic: String,
-    /// Cancelled when shutdown's grace is over: retries stop and nothing more is stored.
-    stop: CancellationToken,
-}
-
-impl Delivery {
-    /// Produces until acknowledged (or `stop`), then, once the batch before it is done, stores
-    /// its offsets; `true` when stored.
-    async fn run(self, previous: oneshot::Receiver<bool>) -> bool {
-        let produce = || self.producer.send_all(&self.records);
-        let produced = role::retry("kafka", &self.metrics, &self.stop, produce).await;
-        // Waiting for the earlier batch keeps the stored offsets in order even when its
-        // acknowledgements come later than these.
-        let earlier_stored = matches!(previous.await, Ok(true));
-        if produced.is_none() || !earlier_stored {
-            return false;
-        }
-        self.consumer.store(&self.batch);
-        self.count();
-        true
-    }
-
-    fn count(&self) {
+    fn count(&self, batch: &[OwnedMessage], dead: &[DeadLetter], started: Instant) {
         let metrics = &self.metrics;
-        metrics.records_done(&self.raw_topic, self.batch.len() as u64);
-        for letter in &self.dead {
+        metrics.records_done(&self.config.raw_topic, batch.len() as u64);
+        for letter in dead {
             metrics.dead_letter(&letter.source_topic, letter.error_code);
         }
-        metrics.batch_records.observe(self.batch.len() as f64);
+        metrics.batch_records.observe(batch.len() as f64);
         metrics
             .batch_seconds
-            .observe(self.started.elapsed().as_secs_f64());
+            .observe(started.elapsed().as_secs_f64());
     }
 }
 
