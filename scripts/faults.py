@@ -19,7 +19,8 @@ from faults_lib import (  # noqa: E402
     HttpDevice, MqttDevice, Namespace, Proc, Psql, Tmpfs, can_use_netns, free_port, http_get, wait_until,
 )
 
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/emberline/target")) + "/release"
+TARGET_DIR = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/emberline/target"))
+TARGET = TARGET_DIR + "/release"  # --debug: the debug build scripts/test has just made
 SERVER_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_RESTART = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main restart"
 
@@ -205,7 +206,8 @@ class Suite:
               f"({r['unacked_stored']} stored without a yes), lost {len(r['lost'])}, duplicated rows "
               f"{r['dup_rows'] + len(r['dup_seq'])}, raw-data records read by the writer {r['raw_records']} "
               f"({r['raw_records'] - r['stored']:+d} vs rows); drained {'yes' if r['drained'] else 'NO'}; "
-              f"recovered {r['recover']:.1f} s after the fault ended; longest gap without a yes {r['gap']:.1f} s",
+              f"recovered {r['recover']:.1f} s after the fault ended; first yes after it {fmt(r['first_yes'])}; "
+              f"longest gap without a yes {r['gap']:.1f} s",
               flush=True)
         if r["refusals"]:
             print(f"   refusals seen by devices: {r['refusals']}", flush=True)
@@ -379,6 +381,10 @@ class Suite:
         return bad
 
 
+def fmt(seconds):
+    return "—" if seconds is None else f"{seconds:.1f} s"
+
+
 def report(suite, path, elapsed):
     t = suite.t
     lines = [
@@ -399,21 +405,23 @@ def report(suite, path, elapsed):
         "lost to the fault); *lost* acked but not stored; *dup* rows with the same reading_id or the same "
         "(source, seq) twice; *raw-data read* records of `raw-data` the writer consumed during the scenario "
         "(more than rows = duplicates at-least-once delivered into Kafka, and killed at PostgreSQL); *recover* "
-        "seconds from the end of the fault until every reading acked before it was stored; *gap* the longest "
-        "time in which no device got a yes.",
+        "seconds from the end of the fault until every reading acked before it was stored; *first yes* seconds "
+        "from the end of the fault to the first yes after it; *gap* the longest time in which no device got a "
+        "yes (how long ingest itself was down).",
         "",
-        "| scenario | sent | acked | stored | lost | dup | raw-data read (vs rows) | recover | gap |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| scenario | sent | acked | stored | lost | dup | raw-data read (vs rows) | recover | first yes | gap |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for r in suite.results:
         if r.get("skipped"):
-            lines.append(f"| {r['key']} {r['title']} | skipped: {r['skipped']} | | | | | | | |")
+            lines.append(f"| {r['key']} {r['title']} | skipped: {r['skipped']} | | | | | | | | |")
             continue
         dup = r["dup_rows"] + len(r["dup_seq"])
         lines.append(f"| {r['key']} {r['title']} | {r['sent']} | {r['acked']} | {r['stored']} | "
                      f"**{len(r['lost'])}** | **{dup}** | {r['raw_records']} ({r['raw_records'] - r['stored']:+d}) | "
-                     f"{r['recover']:.1f} s{'' if r['drained'] else ' (NOT drained)'} | {r['gap']:.1f} s |")
+                     f"{r['recover']:.1f} s{'' if r['drained'] else ' (NOT drained)'} | {fmt(r['first_yes'])} | "
+                     f"{r['gap']:.1f} s |")
         refusals = ", ".join(f"{k} ×{v}" for k, v in sorted(r["refusals"].items()))
         notes.append(f"- **{r['key']}**: " + "; ".join(r["notes"] + ([f"answers other than yes: {refusals}"]
                                                                     if refusals else [])) + ".")
@@ -437,10 +445,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--short", action="store_true", help="a minute or two: shorter faults, no PostgreSQL restart")
     parser.add_argument("--report", help="write the markdown report here (the full version: docs/reliability.md)")
+    parser.add_argument("--debug", action="store_true", help="use the debug binaries (what scripts/test builds)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     args = parser.parse_args()
     if args.report is None and not args.short:
         args.report = "docs/reliability.md"
+    if args.debug:
+        global TARGET
+        TARGET = TARGET_DIR + "/debug"
 
     suite = Suite(args)
 
