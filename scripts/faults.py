@@ -48,6 +48,7 @@ class Suite:
         self.namespace = None
         self.tmpfs = None
         self.results = []
+        self.bridge_carry = 0.0
         self.stop_devices = threading.Event()
 
     # ---- the stack ------------------------------------------------------------------------
@@ -110,12 +111,30 @@ class Suite:
         except (TypeError, ValueError, KeyError):
             return None
 
-    def writer_raw_records(self):
-        status, body = http_get(f"http://127.0.0.1:{self.writer_port}/metrics")
+    @staticmethod
+    def metric(port, prefix, label=""):
+        status, body = http_get(f"http://127.0.0.1:{port}/metrics")
         for line in (body or b"").decode().splitlines():
-            if line.startswith("emberline_hub_records_total{") and 'topic="raw-data"' in line:
+            if line.startswith(prefix) and label in line:
                 return float(line.split()[-1])
         return 0.0
+
+    def writer_raw_records(self):
+        return self.metric(self.writer_port, "emberline_hub_records_total{", 'topic="raw-data"')
+
+    def bridge_records(self):
+        """Records Kafka acknowledged to the bridge, across its restarts."""
+        return self.bridge_carry + self.metric(self.bridge_port, "emberline_bridge_records_total")
+
+    def settle(self):
+        """After a drain: waits (bounded) until the writer has read everything the bridge produced."""
+        deadline, last = time.time() + 15, None
+        while time.time() < deadline:
+            now = (self.writer_raw_records(), self.bridge_records())
+            if now == last:
+                return
+            last = now
+            time.sleep(1.5)
 
     # ---- one scenario ---------------------------------------------------------------------
     def scenario(self, key, title, fault, agent=None, skip=None):
@@ -129,7 +148,7 @@ class Suite:
         rate = self.t["rate"]
         devices = [HttpDevice(f"{key}-http-{i}", agent.host, agent.http_port, rate, stop) for i in range(2)]
         devices += [MqttDevice(f"{key}-mqtt-{i}", agent.host, agent.mqtt_port, rate, stop) for i in range(2)]
-        raw_before = self.writer_raw_records()
+        raw_before = (self.writer_raw_records(), self.bridge_records())
         started = time.time()
         for device in devices:
             device.start()
@@ -146,6 +165,7 @@ class Suite:
         for device in devices:
             acked.update(device.acked)
         drained, rows = self.drain(key, acked, agent)
+        self.settle()
         result = self.figures(key, title, devices, acked, rows, raw_before, started, fault_at, healed, load_end,
                               drained, notes)
         self.results.append(result)
@@ -196,7 +216,8 @@ class Suite:
             key=key, title=title, sent=sum(d.sent for d in devices), attempts=sum(d.attempts for d in devices),
             acked=len(acked), stored=len(ids), unacked_stored=len(set(ids) - set(acked)), lost=lost,
             dup_rows=len(ids) - len(set(ids)), dup_seq=[v for v in per_seq.values() if len(v) > 1],
-            raw_records=int(self.writer_raw_records() - raw_before), recover=recover, first_yes=first_yes,
+            raw_records=int(self.writer_raw_records() - raw_before[0]),
+            produced=int(self.bridge_records() - raw_before[1]), recover=recover, first_yes=first_yes,
             gap=gap, fault_seconds=healed - fault_at, refusals=refusals, drained=drained, notes=notes,
         )
 
@@ -205,7 +226,8 @@ class Suite:
         print(f"   sent {r['sent']}, acknowledged {r['acked']}, stored {r['stored']} "
               f"({r['unacked_stored']} stored without a yes), lost {len(r['lost'])}, duplicated rows "
               f"{r['dup_rows'] + len(r['dup_seq'])}, raw-data records read by the writer {r['raw_records']} "
-              f"({r['raw_records'] - r['stored']:+d} vs rows); drained {'yes' if r['drained'] else 'NO'}; "
+              f"({r['raw_records'] - r['stored']:+d} vs rows), produced by the bridge {r['produced']} "
+              f"({r['produced'] - r['stored']:+d}); drained {'yes' if r['drained'] else 'NO'}; "
               f"recovered {r['recover']:.1f} s after the fault ended; first yes after it {fmt(r['first_yes'])}; "
               f"longest gap without a yes {r['gap']:.1f} s",
               flush=True)
@@ -228,6 +250,7 @@ class Suite:
         return [f"agent kill -9'd {self.t['kills']} times, {self.t['kill_every']} s apart, restarted on its buffer"]
 
     def bridge_down(self, devices):
+        self.bridge_carry += self.metric(self.bridge_port, "emberline_bridge_records_total")
         self.bridge.kill9()
         time.sleep(self.t["bridge_down"])
         self.bridge.start()
@@ -403,23 +426,25 @@ def report(suite, path, elapsed):
         "Columns: *sent* distinct readings the devices tried; *acked* the ones that got a yes; *stored* rows in "
         "`readings` for that scenario's devices (more than acked when a reading was committed but its yes was "
         "lost to the fault); *lost* acked but not stored; *dup* rows with the same reading_id or the same "
-        "(source, seq) twice; *raw-data read* records of `raw-data` the writer consumed during the scenario "
-        "(more than rows = duplicates at-least-once delivered into Kafka, and killed at PostgreSQL); *recover* "
+        "(source, seq) twice; *produced* records Kafka acknowledged to the bridge during the scenario (more than "
+        "rows = an agent sent a batch again: at-least-once duplicates in Kafka); *raw-data read* records of "
+        "`raw-data` the writer consumed (more than produced = the writer read some again); both kinds die at "
+        "PostgreSQL (`ON CONFLICT DO NOTHING`); *recover* "
         "seconds from the end of the fault until every reading acked before it was stored; *first yes* seconds "
         "from the end of the fault to the first yes after it; *gap* the longest time in which no device got a "
         "yes (how long ingest itself was down).",
         "",
-        "| scenario | sent | acked | stored | lost | dup | raw-data read (vs rows) | recover | first yes | gap |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | sent | acked | stored | lost | dup | produced (vs rows) | raw-data read (vs rows) | recover | first yes | gap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for r in suite.results:
         if r.get("skipped"):
-            lines.append(f"| {r['key']} {r['title']} | skipped: {r['skipped']} | | | | | | | | |")
+            lines.append(f"| {r['key']} {r['title']} | skipped: {r['skipped']} | | | | | | | | | |")
             continue
         dup = r["dup_rows"] + len(r["dup_seq"])
         lines.append(f"| {r['key']} {r['title']} | {r['sent']} | {r['acked']} | {r['stored']} | "
-                     f"**{len(r['lost'])}** | **{dup}** | {r['raw_records']} ({r['raw_records'] - r['stored']:+d}) | "
+                     f"**{len(r['lost'])}** | **{dup}** | {r['produced']} ({r['produced'] - r['stored']:+d}) | {r['raw_records']} ({r['raw_records'] - r['stored']:+d}) | "
                      f"{r['recover']:.1f} s{'' if r['drained'] else ' (NOT drained)'} | {fmt(r['first_yes'])} | "
                      f"{r['gap']:.1f} s |")
         refusals = ", ".join(f"{k} ×{v}" for k, v in sorted(r["refusals"].items()))
