@@ -140,6 +140,8 @@ class Suite:
     def scenario(self, key, title, fault, agent=None, skip=None):
         agent = agent or self.agent_a
         print(f"\n== {key}: {title}", flush=True)
+        if self.args.only and key not in self.args.only:
+            skip = "not selected (--only)"
         if skip:
             print(f"   skipped: {skip}", flush=True)
             self.results.append(dict(key=key, title=title, skipped=skip))
@@ -349,6 +351,8 @@ class Suite:
 
     def run_disk(self):
         title = "agent's disk nearly full (buffer on its own small tmpfs)"
+        if self.args.only and "s5" not in self.args.only:
+            return self.scenario("s5", title, None)
         if os.geteuid() != 0:
             return self.scenario("s5", title, None, skip="needs root to mount a tmpfs")
         self.tmpfs = Tmpfs(f"{self.work}/disk", "16m")
@@ -362,6 +366,8 @@ class Suite:
 
     def run_partition(self):
         title = "network partition agent ↔ bridge (netns + veth)"
+        if self.args.only and "s6" not in self.args.only:
+            return self.scenario("s6", title, None)
         if self.netns_reason:
             return self.scenario("s6", title, None, skip=self.netns_reason)
         self.namespace = Namespace(os.getpid() % 10000)
@@ -471,6 +477,7 @@ def main():
     parser.add_argument("--short", action="store_true", help="a minute or two: shorter faults, no PostgreSQL restart")
     parser.add_argument("--report", help="write the markdown report here (the full version: docs/reliability.md)")
     parser.add_argument("--debug", action="store_true", help="use the debug binaries (what scripts/test builds)")
+    parser.add_argument("--only", type=lambda text: text.split(","), help="run only these scenarios, e.g. s2,s6")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     args = parser.parse_args()
     if args.report is None and not args.short:
