@@ -410,6 +410,9 @@ class Suite:
         return bad
 
 
+FINDINGS = "## Findings"
+
+
 def fmt(seconds):
     return "—" if seconds is None else f"{seconds:.1f} s"
 
@@ -467,8 +470,11 @@ def report(suite, path, elapsed):
               "Timings of the full version: " + ", ".join(f"{k}={v}" for k, v in t.items()) + " (seconds or counts; "
               "`scripts/faults.py`, `TIMES`). The short version (`./scripts/faults --short`) runs the same "
               "scenarios with shorter faults and no PostgreSQL server restart.", ""]
+    # The hand-written analysis below the figures survives a new run.
+    existing = open(path).read() if os.path.exists(path) else ""
+    kept = existing[existing.find(FINDINGS):] if FINDINGS in existing else ""
     with open(path, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(lines) + ("\n" + kept if kept else ""))
     print(f"\nreport written to {path}")
 
 
