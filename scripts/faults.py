@@ -325,6 +325,11 @@ class Suite:
                 notes.append(f"the agent never refused within {self.t['disk_wait']} s")
             else:
                 notes.append(f"first refusal {refused_at - began:.1f} s after the disk filled")
+            # Design §3: a full buffer (the disk included) answers 503 with Retry-After.
+            wrong = {answer: n for d in devices for answer, n in d.refusals.items() if "HTTP 5" in str(answer)
+                     and "503" not in str(answer)}
+            if wrong:
+                notes.append(f"contract failed: a full disk answered {wrong}, not 503")
             if agent_d.popen.poll() is not None:
                 notes.append(f"agent-d EXITED ({agent_d.popen.returncode}) on a full disk; restarted")
                 agent_d.start()

@@ -229,6 +229,14 @@ fn commit_group(store: &mut Store, group: Vec<(Vec<Prepared>, Reply)>, gauges: &
                 let _ = reply.send(answer.map_err(|Full| BufferError::Full));
             }
         }
+        // The disk filled before the byte cap did: the same answer as a full buffer (503 with
+        // Retry-After, MQTT's "quota exceeded"), so devices keep their readings and retry.
+        Err(error) if error.is_disk_full() => {
+            tracing::error!(%error, "the buffer's disk is full; refusing readings until there is room");
+            for reply in replies {
+                let _ = reply.send(Err(BufferError::Full));
+            }
+        }
         Err(error) => {
             tracing::error!(%error, "buffer commit failed; refusing the readings in it");
             for reply in replies {

@@ -84,6 +84,18 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The disk (or the file system the buffer is on) has no room left: as good as a full
+    /// buffer for a device, which should come back later.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            Self::Sqlite(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
 /// A reading that passed validation, on its way into the buffer.
 #[derive(Debug, Clone)]
 pub struct Incoming {
