@@ -687,6 +687,23 @@ async fn the_forwarder_reaches_a_tls_bridge_with_the_ca_file() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready: serde_json::Value = client
+            .get(agent.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["buffer_readings"] == 0 && ready["bridge_reachable"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for (path, auth) in seen.lock().unwrap().iter() {
         assert_eq!(auth, &format!("Bearer {AGENT_TOKEN}"), "{path}");
     }
