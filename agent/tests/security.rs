@@ -254,13 +254,16 @@ async fn http_endpoints_refuse_missing_and_wrong_tokens() {
     assert_no_secrets("the agent's debug log", &logs);
 }
 
+/// (protocol, username, password, accepted, what mosquitto_pub reports)
+type MqttRow<'a> = (&'a str, Option<&'a str>, Option<&'a str>, bool, &'a str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_connect_refuses_missing_and_wrong_credentials() {
     let mut agent = Agent::start(&[]).await;
     let port = agent.mqtt.port().to_string();
     let message = reading(DEVICE);
     // (protocol, username, password, accepted, what mosquitto_pub reports)
-    let table: [(&str, Option<&str>, Option<&str>, bool, &str); 10] = [
+    let table: [MqttRow<'_>; 10] = [
         ("mqttv311", None, None, false, "bad user name or password"),
         (
             "mqttv311",
@@ -276,7 +279,13 @@ async fn mqtt_connect_refuses_missing_and_wrong_credentials() {
             false,
             "bad user name or password",
         ),
-        ("mqttv311", Some(DEVICE), None, false, "bad user name or password"),
+        (
+            "mqttv311",
+            Some(DEVICE),
+            None,
+            false,
+            "bad user name or password",
+        ),
         ("mqttv311", Some(DEVICE), Some(DEVICE_TOKEN), true, ""),
         ("mqttv5", None, None, false, "not authorized"),
         (
@@ -293,7 +302,13 @@ async fn mqtt_connect_refuses_missing_and_wrong_credentials() {
             false,
             "bad user name or password",
         ),
-        ("mqttv5", Some(DEVICE), None, false, "bad user name or password"),
+        (
+            "mqttv5",
+            Some(DEVICE),
+            None,
+            false,
+            "bad user name or password",
+        ),
         ("mqttv5", Some(DEVICE), Some(DEVICE_TOKEN), true, ""),
     ];
     for (version, user, password, accepted, says) in table {
