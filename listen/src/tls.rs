@@ -161,3 +161,25 @@ impl Acceptor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let error = Acceptor::new(Some((&missing, &missing)), &[]).unwrap_err();
+        assert!(error.to_string().contains("missing.pem"), "{error}");
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let error = Acceptor::new(Some((&empty, &empty)), &[]).unwrap_err();
+        assert!(matches!(error, TlsError::NoCertificate { .. }), "{error}");
+        assert!(client_config(Some(&empty)).is_err());
+
+        assert!(!Acceptor::new(None, &[]).unwrap().is_tls());
+        assert!(client_config(None).is_ok(), "the system's roots");
+    }
+}
