@@ -31,6 +31,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             None
         }
     };
+    // Before the buffer: a bad certificate must stop the start, not a running agent.
+    let tls_files = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+    let http_tls = Acceptor::new(tls_files, &[b"http/1.1"])
+        .context("cannot set up TLS for the HTTP listener")?;
+    let mqtt_tls = Acceptor::new(tls_files, &[]).context("cannot set up TLS for MQTT")?;
     let (buffer, buffer_thread) = Buffer::start(StoreConfig {
         path: args.buffer_path.clone(),
         agent_id: agent_id.clone(),
@@ -38,10 +43,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
         durability: args.buffer_durability,
     })
     .with_context(|| format!("cannot open the buffer at {}", args.buffer_path.display()))?;
-    let tls_files = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
-    let http_tls = Acceptor::new(tls_files, &[b"http/1.1"])
-        .context("cannot set up TLS for the HTTP listener")?;
-    let mqtt_tls = Acceptor::new(tls_files, &[]).context("cannot set up TLS for MQTT")?;
     let metrics = Metrics::default();
     let bridge = Arc::new(BridgeStatus::default());
     let alerts = if args.no_alerts {

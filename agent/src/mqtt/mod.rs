@@ -6,6 +6,8 @@
 //! - `frame` reads the fixed header and, from CONNECT, the protocol level: 4 is served by
 //!   `v4` (`rumqttc::mqttbytes::v4`), 5 by `v5` (`rumqttc::v5::mqttbytes::v5`); 3.1 and
 //!   unknown levels get the 3.1.1 "unacceptable protocol version" CONNACK.
+//! - With `--tls-cert`/`--tls-key` every connection is TLS first (`emberline_listen::Acceptor`);
+//!   the handshake and CONNECT together must arrive within the connect timeout.
 //! - `session` owns the socket: it reads whole packets only (a packet over
 //!   `max_packet_bytes`, fixed header included, ends the connection from its header), enforces
 //!   the connect timeout and keep-alive, and hands the versions runs of at most `max_inflight`
