@@ -20,6 +20,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use secrecy::{ExposeSecret as _, SecretString};
 
+/// How long an unused connection to the bridge is kept.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
 /// Most bytes of a bridge answer read (answers are short JSON).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -81,7 +84,12 @@ impl BridgeClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        // The bridge closes a connection idle for its header timeout (10 s by default); drop ours
+        // first, so that a request is never sent on a connection the bridge is closing.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(connector);
         Ok(Self {
             client,
             base: base.to_owned(),
