@@ -87,6 +87,18 @@ pub struct RunArgs {
     /// Device tokens, one `name token` per line; without it every device is accepted.
     #[arg(long, env = "EMBERLINE_DEVICE_TOKENS_FILE")]
     pub device_tokens_file: Option<PathBuf>,
+    /// PEM certificate chain (leaf first) for TLS on the HTTP and the MQTT ingest listeners; with
+    /// --tls-key. Without both, both listeners speak plain TCP. The alert bus stays plain (it is
+    /// meant for the node's own network).
+    #[arg(long, env = "EMBERLINE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "EMBERLINE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a whole HTTP request head (and, with TLS, to finish the
+    /// handshake) before the connection is closed: slow clients cannot hold connections.
+    #[arg(long, env = "EMBERLINE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
     /// MQTT ingest listener (publish-only, MQTT 3.1.1 and 5).
     #[arg(long, env = "EMBERLINE_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
     pub mqtt_listen: SocketAddr,
@@ -103,6 +115,13 @@ pub struct RunArgs {
     /// Run without the MQTT ingest listener.
     #[arg(long, env = "EMBERLINE_NO_MQTT")]
     pub no_mqtt: bool,
+    /// Seconds a new MQTT connection has to finish its TLS handshake and send CONNECT.
+    #[arg(
+        long,
+        env = "EMBERLINE_MQTT_CONNECT_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub mqtt_connect_timeout_secs: u64,
     /// Largest MQTT packet accepted, fixed header included; larger ones close the connection
     /// (MQTT 5: advertised as the maximum packet size, DISCONNECT 0x95).
     #[arg(long, env = "EMBERLINE_MQTT_MAX_PACKET_BYTES", default_value_t = 64 * 1024)]
@@ -115,13 +134,17 @@ pub struct RunArgs {
     pub max_reading_bytes: usize,
     #[arg(long, env = "EMBERLINE_MAX_BATCH_BYTES", default_value_t = 8 << 20)]
     pub max_batch_bytes: usize,
-    /// The bridge's base URL.
+    /// The bridge's base URL: `http://…`, or `https://…` for a bridge with TLS.
     #[arg(
         long,
         env = "EMBERLINE_BRIDGE_URL",
         default_value = "http://127.0.0.1:8081"
     )]
     pub bridge_url: String,
+    /// PEM file of the CA (or self-signed certificate) to trust for an `https://` bridge URL;
+    /// without it, the system's CA certificates.
+    #[arg(long, env = "EMBERLINE_BRIDGE_CA_FILE")]
+    pub bridge_ca_file: Option<PathBuf>,
     /// File holding this agent's token for the bridge (or set EMBERLINE_AGENT_TOKEN).
     #[arg(long, env = "EMBERLINE_AGENT_TOKEN_FILE")]
     pub agent_token_file: Option<PathBuf>,

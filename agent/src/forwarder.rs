@@ -13,12 +13,13 @@ use std::time::Duration;
 use backon::{BackoffBuilder as _, ExponentialBuilder};
 use emberline_core::AgentId;
 use emberline_core::batch::{self, BATCH_CONTENT_TYPE, Heartbeat};
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
-use secrecy::{ExposeSecret as _, SecretString};
+use hyper::StatusCode;
+use hyper::header::RETRY_AFTER;
+use secrecy::SecretString;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use crate::bridge_client::{BridgeClient, ClientError};
 use crate::buffer::{Buffer, BufferError, Stored};
 use crate::http::BridgeStatus;
 use crate::metrics::Metrics;
@@ -28,8 +29,10 @@ const REMOVE_ATTEMPTS: u32 = 10;
 
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
-    /// Base URL of the bridge, e.g. `http://bridge:8081`.
+    /// Base URL of the bridge, e.g. `http://bridge:8081` or `https://bridge:8443`.
     pub bridge_url: String,
+    /// PEM file of the CA that signed a TLS bridge's certificate; `None`: the system's roots.
+    pub bridge_ca_file: Option<std::path::PathBuf>,
     pub agent_id: AgentId,
     /// This agent's bearer token for the bridge.
     pub token: Option<SecretString>,
@@ -92,7 +95,7 @@ pub fn classify(status: Option<StatusCode>, retry_after: Option<Duration>, body:
 pub struct Forwarder {
     config: ForwarderConfig,
     buffer: Buffer,
-    client: reqwest::Client,
+    client: BridgeClient,
     metrics: Metrics,
     bridge: Arc<BridgeStatus>,
 }
@@ -103,10 +106,13 @@ impl Forwarder {
         buffer: Buffer,
         metrics: Metrics,
         bridge: Arc<BridgeStatus>,
-    ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .build()?;
+    ) -> Result<Self, ClientError> {
+        let client = BridgeClient::new(
+            &config.bridge_url,
+            config.bridge_ca_file.as_deref(),
+            config.token.clone(),
+            config.request_timeout,
+        )?;
         Ok(Self {
             config,
             buffer,
@@ -278,20 +284,14 @@ impl Forwarder {
     }
 
     async fn attempt(&self, body: Vec<u8>) -> Outcome {
-        let mut request = self
+        let request = self
             .client
-            .post(format!("{}/v1/batches", self.config.bridge_url))
-            .header(CONTENT_TYPE, BATCH_CONTENT_TYPE)
-            .header(CONTENT_ENCODING, "gzip")
-            .body(body);
-        if let Some(token) = &self.config.token {
-            request = request.bearer_auth(token.expose_secret());
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                let retry_after = retry_after(response.headers());
-                let text = response.text().await.unwrap_or_default();
+            .post("/v1/batches", BATCH_CONTENT_TYPE, Some("gzip"), body);
+        match request.await {
+            Ok(answer) => {
+                let status = answer.status;
+                let retry_after = retry_after(&answer.headers);
+                let text = answer.body;
                 if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
                     tracing::error!(%status, "the bridge refuses this agent's token; readings stay buffered");
                 } else if status != StatusCode::OK {
@@ -326,7 +326,7 @@ impl Forwarder {
 }
 
 struct HeartbeatContext {
-    client: reqwest::Client,
+    client: BridgeClient,
     buffer: Buffer,
     config: ForwarderConfig,
 }
@@ -346,19 +346,15 @@ async fn heartbeats(context: HeartbeatContext, shutdown: CancellationToken) {
                     .oldest_received_at
                     .map(|t| (now - t).as_seconds_f64().max(0.0)),
             };
-            let mut request = context
+            let body = serde_json::to_vec(&heartbeat).unwrap_or_default();
+            let sent = context
                 .client
-                .post(format!("{}/v1/heartbeats", context.config.bridge_url))
-                .json(&heartbeat);
-            if let Some(token) = &context.config.token {
-                request = request.bearer_auth(token.expose_secret());
-            }
-            if let Err(error) = request
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-            {
-                tracing::debug!(%error, "heartbeat not delivered");
+                .post("/v1/heartbeats", "application/json", None, body)
+                .await;
+            match sent {
+                Ok(answer) if answer.status.is_success() => {}
+                Ok(answer) => tracing::debug!(status = %answer.status, "heartbeat not accepted"),
+                Err(error) => tracing::debug!(%error, "heartbeat not delivered"),
             }
         }
         if !sleep_or_cancel(context.config.heartbeat_every, &shutdown).await {
@@ -397,7 +393,7 @@ async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) -> bo
     }
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &hyper::header::HeaderMap) -> Option<Duration> {
     let seconds: u64 = headers
         .get(RETRY_AFTER)?
         .to_str()
@@ -453,7 +449,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_in_seconds_and_capped() {
-        let mut headers = reqwest::header::HeaderMap::new();
+        let mut headers = hyper::header::HeaderMap::new();
         headers.insert(RETRY_AFTER, "12".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
         headers.insert(RETRY_AFTER, "999999".parse().unwrap());

@@ -15,6 +15,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod bridge_client;
 pub mod buffer;
 pub mod config;
 pub mod forwarder;

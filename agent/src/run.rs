@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use emberline_core::{AgentId, Limits};
+use emberline_listen::Acceptor;
+use emberline_listen::http::HttpOptions;
 use secrecy::SecretString;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +31,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             None
         }
     };
+    // Before the buffer: a bad certificate must stop the start, not a running agent.
+    let tls_files = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+    let http_tls = Acceptor::new(tls_files, &[b"http/1.1"])
+        .context("cannot set up TLS for the HTTP listener")?;
+    let mqtt_tls = Acceptor::new(tls_files, &[]).context("cannot set up TLS for MQTT")?;
     let (buffer, buffer_thread) = Buffer::start(StoreConfig {
         path: args.buffer_path.clone(),
         agent_id: agent_id.clone(),
@@ -64,10 +71,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         tokens: state.tokens.clone(),
         metrics: metrics.clone(),
         alerts,
+        acceptor: mqtt_tls,
         config: MqttConfig {
             max_packet_bytes: args.mqtt_max_packet_bytes,
             max_inflight: args.mqtt_max_inflight.max(1),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(args.mqtt_connect_timeout_secs.max(1)),
         },
     });
     let forwarder = Forwarder::new(
@@ -81,16 +89,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.http_listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.http_listen))?;
-    tracing::info!(http = %args.http_listen, buffer = %args.buffer_path.display(), bridge = %args.bridge_url, "agent running");
+    tracing::info!(http = %args.http_listen, tls = tls_files.is_some(), buffer = %args.buffer_path.display(), bridge = %args.bridge_url, "agent running");
     let mut tasks = tokio::task::JoinSet::new();
-    let http_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        let server = axum::serve(listener, app(state))
-            .with_graceful_shutdown(http_shutdown.cancelled_owned());
-        if let Err(error) = server.await {
-            tracing::error!(%error, "HTTP server failed");
-        }
-    });
+    let timeout = Duration::from_secs(args.http_header_timeout_secs.max(1));
+    let options = HttpOptions {
+        header_read_timeout: timeout,
+        handshake_timeout: timeout,
+    };
+    tasks.spawn(emberline_listen::http::serve(
+        listener,
+        app(state),
+        http_tls,
+        options,
+        shutdown.clone(),
+    ));
     tasks.spawn(forwarder.run(shutdown.clone()));
     if let Some(mqtt) = mqtt {
         let listener = tokio::net::TcpListener::bind(args.mqtt_listen)
@@ -147,6 +159,7 @@ fn forwarder_config(args: &RunArgs, agent_id: AgentId) -> Result<ForwarderConfig
     };
     Ok(ForwarderConfig {
         bridge_url: args.bridge_url.trim_end_matches('/').to_owned(),
+        bridge_ca_file: args.bridge_ca_file.clone(),
         agent_id,
         token,
         max_batch_readings: args.forward_max_readings,

@@ -41,6 +41,7 @@ async fn a_high_reading_is_announced_locally_while_the_bridge_is_down() {
     let forwarder = Forwarder::new(
         ForwarderConfig {
             bridge_url: dead_bridge,
+            bridge_ca_file: None,
             agent_id: agent,
             token: None,
             max_batch_readings: 100,

@@ -30,6 +30,17 @@ pub struct Config {
     /// Address of the HTTP listener (agents, probes, metrics). Use 0.0.0.0:8081 in a cluster.
     #[arg(long, env = "EMBERLINE_BRIDGE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// PEM certificate chain (leaf first) for TLS on the listener; with --tls-key. Without both
+    /// the bridge speaks plain HTTP (agents then use http:// URLs).
+    #[arg(long, env = "EMBERLINE_BRIDGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "EMBERLINE_BRIDGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How long a client may take to send a whole request head (and, with TLS, to finish the
+    /// handshake) before the connection is closed: slow clients cannot hold connections.
+    #[arg(long, env = "EMBERLINE_BRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(long, env = "EMBERLINE_KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
     pub brokers: String,
@@ -96,6 +107,9 @@ impl Config {
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            tls_cert: None,
+            tls_key: None,
+            header_timeout: Duration::from_secs(10),
             brokers: brokers.into(),
             raw_topic: DEFAULT_RAW_TOPIC.into(),
             status_topic: DEFAULT_STATUS_TOPIC.into(),
@@ -125,6 +139,9 @@ impl Config {
         if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&self.produce_timeout)
         {
             return invalid("--produce-timeout must be between 100ms and 300s".into());
+        }
+        if self.header_timeout < Duration::from_millis(100) {
+            return invalid("--header-timeout must be at least 100ms".into());
         }
         if self.shutdown_timeout < Duration::from_secs(1) {
             return invalid(

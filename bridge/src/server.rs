@@ -7,6 +7,9 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use emberline_listen::Acceptor;
+use emberline_listen::http::HttpOptions;
+
 use crate::auth::Tokens;
 use crate::config::{Config, ConfigError};
 use crate::http::{AppState, app};
@@ -19,6 +22,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot create the Kafka producer: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] emberline_listen::TlsError),
 }
 
 /// A bridge ready to serve.
@@ -27,6 +32,10 @@ pub struct Bridge {
     state: AppState,
     /// Bound on finishing in-flight requests plus flushing the producer after cancellation.
     shutdown_timeout: Duration,
+    /// TLS when a certificate is configured, plain TCP otherwise.
+    acceptor: Acceptor,
+    /// Header-read and handshake bounds.
+    options: HttpOptions,
 }
 
 impl Bridge {
@@ -45,10 +54,17 @@ impl Bridge {
                 "no --tokens-file: every request is accepted without a token; configure per-agent tokens anywhere but a laptop"
             ),
         }
+        let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
+        let acceptor = Acceptor::new(files, &[b"http/1.1"])?;
         let kafka = Kafka::new(config)?;
         Ok(Self {
             state: AppState::new(config, tokens, kafka),
             shutdown_timeout: config.shutdown_timeout,
+            acceptor,
+            options: HttpOptions {
+                header_read_timeout: config.header_timeout,
+                handshake_timeout: config.header_timeout,
+            },
         })
     }
 
@@ -66,24 +82,25 @@ impl Bridge {
     ) -> std::io::Result<()> {
         let address = listener.local_addr()?;
         let shared = self.state.shared();
-        tracing::info!(%address, raw_topic = %shared.raw_topic, status_topic = %shared.status_topic, "bridge listening");
-        let server = axum::serve(listener, app(self.state.clone()))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut serving = std::pin::pin!(server.into_future());
+        tracing::info!(%address, tls = self.acceptor.is_tls(), raw_topic = %shared.raw_topic, status_topic = %shared.status_topic, "bridge listening");
+        let server = emberline_listen::http::serve(
+            listener,
+            app(self.state.clone()),
+            self.acceptor.clone(),
+            self.options,
+            shutdown.clone(),
+        );
+        let mut serving = std::pin::pin!(server);
         let ended = tokio::select! {
-            result = &mut serving => Some(result),
-            () = shutdown.cancelled() => None,
+            () = &mut serving => true,
+            () = shutdown.cancelled() => false,
         };
         let deadline = Instant::now() + self.shutdown_timeout;
-        let result = match ended {
-            Some(result) => result,
-            None => tokio::time::timeout_at(deadline, serving).await.unwrap_or_else(|_| {
-                tracing::warn!(timeout = ?self.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
-                Ok(())
-            }),
-        };
+        if !ended && tokio::time::timeout_at(deadline, serving).await.is_err() {
+            tracing::warn!(timeout = ?self.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
+        }
         self.finish(deadline).await;
-        result
+        Ok(())
     }
 
     /// Flushes what the producer still holds, then lets it go on a thread of its own: librdkafka's

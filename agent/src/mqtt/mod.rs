@@ -6,6 +6,8 @@
 //! - `frame` reads the fixed header and, from CONNECT, the protocol level: 4 is served by
 //!   `v4` (`rumqttc::mqttbytes::v4`), 5 by `v5` (`rumqttc::v5::mqttbytes::v5`); 3.1 and
 //!   unknown levels get the 3.1.1 "unacceptable protocol version" CONNACK.
+//! - With `--tls-cert`/`--tls-key` every connection is TLS first (`emberline_listen::Acceptor`);
+//!   the handshake and CONNECT together must arrive within the connect timeout.
 //! - `session` owns the socket: it reads whole packets only (a packet over
 //!   `max_packet_bytes`, fixed header included, ends the connection from its header), enforces
 //!   the connect timeout and keep-alive, and hands the versions runs of at most `max_inflight`
@@ -55,6 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use emberline_core::Limits;
+use emberline_listen::Acceptor;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -72,7 +75,7 @@ pub struct MqttConfig {
     /// Most publishes read before their PUBACKs are written (MQTT 5 advertises it as the
     /// receive maximum, capped at 65,535).
     pub max_inflight: usize,
-    /// How long a new connection may take to send CONNECT.
+    /// How long a new connection may take to finish its TLS handshake and send CONNECT.
     pub connect_timeout: Duration,
 }
 
@@ -85,6 +88,8 @@ pub struct MqttContext {
     pub config: MqttConfig,
     /// The local alert bus, when enabled.
     pub alerts: Option<crate::alerts::Alerts>,
+    /// TLS when a certificate is configured, plain TCP otherwise.
+    pub acceptor: Acceptor,
 }
 
 /// Accepts connections until `shutdown`.
@@ -119,8 +124,15 @@ async fn connection(
     context: &MqttContext,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
+    // One bound for the handshake and CONNECT together: a client that stalls in either is gone
+    // within `connect_timeout`.
+    let deadline = tokio::time::Instant::now() + context.config.connect_timeout;
+    let stream = context
+        .acceptor
+        .accept(stream, context.config.connect_timeout)
+        .await?;
     let mut transport = Transport::new(stream, context.config.max_packet_bytes);
-    let level = tokio::time::timeout(context.config.connect_timeout, transport.connect())
+    let level = tokio::time::timeout_at(deadline, transport.connect())
         .await
         .map_err(|_| Close::ConnectTimeout)??;
     let ingest = ingest::Ingest::new(context, peer);

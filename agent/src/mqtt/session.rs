@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
+use emberline_listen::Stream;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, FrameError};
@@ -75,7 +75,7 @@ pub fn idle_limit(keep_alive_secs: u16) -> Option<Duration> {
 
 #[derive(Debug)]
 pub struct Transport {
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes read and not yet decoded; never grows past one packet of `max_packet` plus what one
     /// read returns, because a larger packet is refused from its fixed header.
     pub read: BytesMut,
@@ -88,7 +88,7 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub fn new(stream: TcpStream, max_packet: usize) -> Self {
+    pub fn new(stream: Stream, max_packet: usize) -> Self {
         Self {
             stream,
             read: BytesMut::with_capacity(4096),

@@ -89,6 +89,7 @@ pub async fn listener(tokens: Option<&str>, max_buffer_bytes: u64) -> Listener {
         tokens: tokens.map(|t| Arc::new(Tokens::parse(t).unwrap())),
         metrics: metrics.clone(),
         alerts: None,
+        acceptor: emberline_listen::Acceptor::Plain,
         config: MqttConfig {
             max_packet_bytes: MAX_PACKET_BYTES,
             max_inflight: MAX_INFLIGHT,
