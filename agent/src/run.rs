@@ -168,7 +168,9 @@ fn forwarder_config(args: &RunArgs, agent_id: AgentId) -> Result<ForwarderConfig
         request_timeout: Duration::from_secs(30),
         heartbeat_every: Duration::from_secs(args.heartbeat_secs.max(1)),
         min_backoff: Duration::from_millis(200),
-        max_backoff: Duration::from_secs(30),
+        // Short enough that a backlog leaves within seconds of the bridge's return (fault suite s2);
+        // one request per attempt is no load on a recovering bridge.
+        max_backoff: Duration::from_secs(10),
     })
 }
 
