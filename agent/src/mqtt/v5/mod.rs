@@ -3,7 +3,7 @@
 //! string for an invalid publish that is kept in the rejected table, 0x97 when the buffer is
 //! full (the connection stays open); refused CONNECTs and protocol errors carry reason codes.
 
-mod reply;
+pub mod reply;
 
 use bytes::{Buf as _, BytesMut};
 use rumqttc::v5::mqttbytes::QoS;
@@ -26,7 +26,7 @@ pub struct Client {
 }
 
 impl Client {
-    fn of(connect: &Connect) -> Self {
+    pub fn of(connect: &Connect) -> Self {
         let properties = connect.properties.as_ref();
         Self {
             max_packet: properties.and_then(|p| p.max_packet_size),
@@ -95,7 +95,7 @@ async fn session(
 }
 
 /// A whole packet from the front of the buffer (the transport has checked its size).
-fn decode(read: &mut BytesMut) -> Result<Packet, Close> {
+pub fn decode(read: &mut BytesMut) -> Result<Packet, Close> {
     // A DISCONNECT with remaining length 0 means reason 0x00 (§3.14.2.1); the codec insists on
     // a reason byte.
     if read.starts_with(&[0xE0, 0x00]) {
@@ -114,9 +114,10 @@ async fn accept(
     will: Option<&LastWill>,
     login: Option<&Login>,
 ) -> Result<(), Close> {
-    let refusal = refusal(ingest, connect, will, login);
+    let login = login.map(|login| (login.username.as_str(), login.password.as_bytes()));
+    let refusal = refusal(connect, will, || ingest.authorize(login));
     let connack = match refusal {
-        None => reply::accepted(connect, ingest),
+        None => reply::accepted(connect, &ingest.context.config, ingest.peer),
         Some((code, why)) => reply::refused(code, why),
     };
     let connack = reply::fit(Packet::ConnAck(connack), Client::of(connect));
@@ -128,11 +129,11 @@ async fn accept(
     }
 }
 
-fn refusal(
-    ingest: &Ingest<'_>,
+/// Why a CONNECT is refused, if it is; `authorize` checks the credentials, last.
+pub fn refusal(
     connect: &Connect,
     will: Option<&LastWill>,
-    login: Option<&Login>,
+    authorize: impl FnOnce() -> Result<(), Denied>,
 ) -> Option<(ConnectReturnCode, &'static str)> {
     let properties = connect.properties.as_ref();
     if properties.is_some_and(|p| p.authentication_method.is_some()) {
@@ -148,8 +149,7 @@ fn refusal(
         let why = "retained messages are not supported";
         return Some((ConnectReturnCode::RetainNotSupported, why));
     }
-    let login = login.map(|login| (login.username.as_str(), login.password.as_bytes()));
-    match ingest.authorize(login) {
+    match authorize() {
         Ok(()) => None,
         Err(Denied::NoCredentials) => Some((
             ConnectReturnCode::NotAuthorized,
@@ -162,6 +162,47 @@ fn refusal(
     }
 }
 
+/// What a run of packets asks for, decided without IO: the publishes to store, the replies to
+/// other packets, and how the run ends (`None`: go on).
+#[derive(Debug, Default)]
+pub struct Run {
+    pub inbound: Vec<Inbound>,
+    pub replies: Vec<Packet>,
+    /// `Ok(false)`: the client disconnected; `Err`: a protocol error ends the connection.
+    pub end: Option<Result<bool, Close>>,
+}
+
+/// Sorts a run: a protocol error ends it, and what came before it is still answered.
+pub fn sort(packets: Vec<Packet>, client: Client) -> Run {
+    let mut run = Run::default();
+    for packet in packets {
+        match packet {
+            Packet::Publish(publish) => match accept_publish(publish) {
+                Ok(publish) => run.inbound.push(publish),
+                Err(violation) => {
+                    run.end = Some(Err(Close::Protocol(violation)));
+                    break;
+                }
+            },
+            Packet::PingReq(_) => run.replies.push(Packet::PingResp(PingResp)),
+            Packet::Subscribe(subscribe) => run.replies.push(reply::suback(&subscribe, client)),
+            Packet::Unsubscribe(unsubscribe) => {
+                run.replies.push(reply::unsuback(&unsubscribe, client))
+            }
+            Packet::Disconnect(_) => {
+                run.end = Some(Ok(false));
+                break;
+            }
+            Packet::PubAck(_) => {}
+            other => {
+                run.end = Some(Err(Close::Protocol(Violation::Unexpected(name(&other)))));
+                break;
+            }
+        }
+    }
+    run
+}
+
 /// Answers a run of packets: publishes are stored together, then acknowledged in order, each
 /// with its reason code. A protocol error ends the run; what came before it is still stored and
 /// acknowledged. Returns `false` when the client disconnected.
@@ -171,32 +212,11 @@ async fn handle(
     client: Client,
     packets: Vec<Packet>,
 ) -> Result<bool, Close> {
-    let mut inbound = Vec::new();
-    let mut replies = Vec::new();
-    let mut end = None;
-    for packet in packets {
-        match packet {
-            Packet::Publish(publish) => match accept_publish(publish) {
-                Ok(publish) => inbound.push(publish),
-                Err(violation) => {
-                    end = Some(Err(Close::Protocol(violation)));
-                    break;
-                }
-            },
-            Packet::PingReq(_) => replies.push(Packet::PingResp(PingResp)),
-            Packet::Subscribe(subscribe) => replies.push(reply::suback(&subscribe, client)),
-            Packet::Unsubscribe(unsubscribe) => replies.push(reply::unsuback(&unsubscribe, client)),
-            Packet::Disconnect(_) => {
-                end = Some(Ok(false));
-                break;
-            }
-            Packet::PubAck(_) => {}
-            other => {
-                end = Some(Err(Close::Protocol(Violation::Unexpected(name(&other)))));
-                break;
-            }
-        }
-    }
+    let Run {
+        inbound,
+        replies,
+        end,
+    } = sort(packets, client);
     let acks = ingest
         .store(inbound)
         .await?
@@ -210,7 +230,7 @@ async fn handle(
 }
 
 /// A PUBLISH this server takes: QoS 0 or 1, not retained, no topic alias (we advertise none).
-fn accept_publish(publish: Publish) -> Result<Inbound, Violation> {
+pub fn accept_publish(publish: Publish) -> Result<Inbound, Violation> {
     if publish.qos == QoS::ExactlyOnce {
         return Err(Violation::QoS2);
     }

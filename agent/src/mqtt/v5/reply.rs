@@ -7,8 +7,11 @@ use rumqttc::v5::mqttbytes::v5::{
     Subscribe, SubscribeReasonCode, UnsubAck, UnsubAckProperties, UnsubAckReason, Unsubscribe,
 };
 
+use std::net::SocketAddr;
+
 use super::Client;
-use crate::mqtt::ingest::{Ingest, Outcome};
+use crate::mqtt::MqttConfig;
+use crate::mqtt::ingest::Outcome;
 use crate::mqtt::session::{Close, Violation};
 
 /// Reason strings are for people; a long list of bad fields is cut here.
@@ -18,8 +21,7 @@ const MAX_REASON_BYTES: usize = 1024;
 /// present is false, and a client asking for a session expiry is told 0), takes at most
 /// `max_inflight` unacknowledged QoS 1 publishes (receive maximum), QoS 1 at most, no retained
 /// messages, no topic aliases, no subscriptions of any kind.
-pub fn accepted(connect: &Connect, ingest: &Ingest<'_>) -> ConnAck {
-    let config = &ingest.context.config;
+pub fn accepted(connect: &Connect, config: &MqttConfig, peer: SocketAddr) -> ConnAck {
     let asked_expiry = connect
         .properties
         .as_ref()
@@ -27,7 +29,7 @@ pub fn accepted(connect: &Connect, ingest: &Ingest<'_>) -> ConnAck {
         .unwrap_or(0);
     let properties = ConnAckProperties {
         session_expiry_interval: (asked_expiry > 0).then_some(0),
-        receive_max: Some(u16::try_from(ingest.max_inflight()).unwrap_or(u16::MAX)),
+        receive_max: Some(u16::try_from(config.inflight_limit()).unwrap_or(u16::MAX)),
         max_qos: Some(1),
         retain_available: Some(0),
         max_packet_size: Some(u32::try_from(config.max_packet_bytes).unwrap_or(u32::MAX)),
@@ -35,7 +37,7 @@ pub fn accepted(connect: &Connect, ingest: &Ingest<'_>) -> ConnAck {
         assigned_client_identifier: connect
             .client_id
             .is_empty()
-            .then(|| format!("emberline-{}", ingest.peer)),
+            .then(|| format!("emberline-{peer}")),
         topic_alias_max: Some(0),
         reason_string: None,
         user_properties: Vec::new(),
