@@ -38,8 +38,9 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Err(error) = read {
             panic!(
-                "the server wrote a packet its client cannot read ({error}): {:02x?}",
-                &written[..]
+                "the server wrote a packet its client cannot read ({error}): {:02x?} of {:02x?}",
+                &written[..],
+                &talk.written[..]
             );
         }
         assert!(written.len() < before);

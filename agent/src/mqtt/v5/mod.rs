@@ -57,7 +57,7 @@ pub async fn serve(
     if let Err(close) = &result {
         if let Some(disconnect) = reply::disconnect(close) {
             let packet = reply::fit(Packet::Disconnect(disconnect), client);
-            if let Err(error) = transport.queue(|buf| packet.write(buf, None)) {
+            if let Err(error) = transport.queue(|buf| reply::encode(&packet, buf)) {
                 tracing::debug!(%error, "cannot encode the DISCONNECT");
             }
         }
@@ -70,7 +70,7 @@ pub async fn serve(
 async fn refuse_malformed(mut transport: Transport, malformed: Close) -> Close {
     let refusal = reply::refused(ConnectReturnCode::MalformedPacket, &malformed.to_string());
     let connack = Packet::ConnAck(refusal);
-    if transport.queue(|buf| connack.write(buf, None)).is_ok() {
+    if transport.queue(|buf| reply::encode(&connack, buf)).is_ok() {
         transport.close_after_flush().await;
     }
     malformed
@@ -121,7 +121,7 @@ async fn accept(
         Some((code, why)) => reply::refused(code, why),
     };
     let connack = reply::fit(Packet::ConnAck(connack), Client::of(connect));
-    transport.queue(|buf| connack.write(buf, None))?;
+    transport.queue(|buf| reply::encode(&connack, buf))?;
     transport.flush().await?;
     match refusal {
         Some((_, why)) => Err(Close::Refused(why)),
@@ -223,7 +223,7 @@ async fn handle(
         .into_iter()
         .filter_map(|(pkid, outcome)| pkid.map(|pkid| reply::puback(pkid, outcome, client)));
     for packet in acks.chain(replies) {
-        transport.queue(|buf| packet.write(buf, None))?;
+        transport.queue(|buf| reply::encode(&packet, buf))?;
     }
     transport.flush().await?;
     end.unwrap_or(Ok(true))

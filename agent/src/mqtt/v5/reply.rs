@@ -1,13 +1,15 @@
 //! The MQTT 5 packets this server sends, built without IO: what its CONNACK advertises, which
 //! reason code answers each outcome, and how a reply is trimmed to the client's packet limit.
 
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use rumqttc::v5::mqttbytes::Error;
 use rumqttc::v5::mqttbytes::v5::{
     ConnAck, ConnAckProperties, Connect, ConnectReturnCode, Disconnect, DisconnectProperties,
     DisconnectReasonCode, Packet, PubAck, PubAckProperties, PubAckReason, SubAck, SubAckProperties,
     Subscribe, SubscribeReasonCode, UnsubAck, UnsubAckProperties, UnsubAckReason, Unsubscribe,
 };
-
-use std::net::SocketAddr;
 
 use super::Client;
 use crate::mqtt::MqttConfig;
@@ -203,6 +205,27 @@ pub fn fit(mut packet: Packet, client: Client) -> Packet {
     packet
 }
 
+/// Encodes a reply; every MQTT 5 packet this server sends goes through here.
+///
+/// rumqttc 0.25 cannot write a DISCONNECT whose properties were dropped (by [`fit`]): with none
+/// it writes a remaining length of 1 followed by two bytes (the reason code and an empty property
+/// length), leaving a stray byte that the client reads as the start of another packet; with empty
+/// ones it writes a normal disconnection and loses the reason code. Such a DISCONNECT is written
+/// here as its reason code alone, which §3.14.2.2.1 allows (the property length may be omitted
+/// when the remaining length is 1). Found by the `mqtt` fuzz target.
+pub fn encode(packet: &Packet, buf: &mut BytesMut) -> Result<usize, Error> {
+    match packet {
+        Packet::Disconnect(Disconnect {
+            reason_code,
+            properties: None,
+        }) if *reason_code != DisconnectReasonCode::NormalDisconnection => {
+            buf.extend_from_slice(&[0xE0, 0x01, *reason_code as u8]);
+            Ok(3)
+        }
+        other => other.write(buf, None),
+    }
+}
+
 /// At most [`MAX_REASON_BYTES`], cut on a character boundary.
 fn clip(mut why: String) -> String {
     if why.len() > MAX_REASON_BYTES {
@@ -262,6 +285,30 @@ mod tests {
         let clipped = clip("é".repeat(MAX_REASON_BYTES));
         assert!(clipped.len() <= MAX_REASON_BYTES && clipped.len() >= MAX_REASON_BYTES - 1);
         assert_eq!(clip("short".to_owned()), "short");
+    }
+
+    /// The `mqtt` fuzz target's first crash: a client with a Maximum Packet Size of 16 gets a
+    /// DISCONNECT whose reason string `fit` dropped; rumqttc wrote it with a stray trailing byte.
+    #[test]
+    fn a_trimmed_disconnect_is_one_whole_packet() {
+        let tight = Client {
+            max_packet: Some(16),
+            problem_info: true,
+        };
+        let close = Close::Protocol(Violation::QoS2);
+        let packet = fit(Packet::Disconnect(disconnect(&close).unwrap()), tight);
+        let mut buf = BytesMut::new();
+        assert_eq!(encode(&packet, &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..], [0xE0, 0x01, 0x9B]);
+        let Packet::Disconnect(read) = Packet::read(&mut buf, None).unwrap() else {
+            panic!("not a DISCONNECT");
+        };
+        assert_eq!(read.reason_code, DisconnectReasonCode::QoSNotSupported);
+        assert!(buf.is_empty(), "nothing left behind the packet");
+
+        let normal = Packet::Disconnect(Disconnect::new(DisconnectReasonCode::NormalDisconnection));
+        encode(&normal, &mut buf).unwrap();
+        assert_eq!(&buf[..], [0xE0, 0x00]);
     }
 
     #[test]
