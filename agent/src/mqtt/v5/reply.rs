@@ -211,16 +211,17 @@ pub fn fit(mut packet: Packet, client: Client) -> Packet {
 /// it writes a remaining length of 1 followed by two bytes (the reason code and an empty property
 /// length), leaving a stray byte that the client reads as the start of another packet; with empty
 /// ones it writes a normal disconnection and loses the reason code. Such a DISCONNECT is written
-/// here as its reason code alone, which §3.14.2.2.1 allows (the property length may be omitted
-/// when the remaining length is 1). Found by the `mqtt` fuzz target.
+/// here as the reason code and an empty property length, remaining length 2 (the shorter form
+/// without the property length, which §3.14.2.2.1 allows, is refused by rumqttc's own reader).
+/// Found by the `mqtt` fuzz target.
 pub fn encode(packet: &Packet, buf: &mut BytesMut) -> Result<usize, Error> {
     match packet {
         Packet::Disconnect(Disconnect {
             reason_code,
             properties: None,
         }) if *reason_code != DisconnectReasonCode::NormalDisconnection => {
-            buf.extend_from_slice(&[0xE0, 0x01, *reason_code as u8]);
-            Ok(3)
+            buf.extend_from_slice(&[0xE0, 0x02, *reason_code as u8, 0x00]);
+            Ok(4)
         }
         other => other.write(buf, None),
     }
@@ -298,8 +299,8 @@ mod tests {
         let close = Close::Protocol(Violation::QoS2);
         let packet = fit(Packet::Disconnect(disconnect(&close).unwrap()), tight);
         let mut buf = BytesMut::new();
-        assert_eq!(encode(&packet, &mut buf).unwrap(), 3);
-        assert_eq!(&buf[..], [0xE0, 0x01, 0x9B]);
+        assert_eq!(encode(&packet, &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..], [0xE0, 0x02, 0x9B, 0x00]);
         let Packet::Disconnect(read) = Packet::read(&mut buf, None).unwrap() else {
             panic!("not a DISCONNECT");
         };
