@@ -299,4 +299,71 @@ mod tests {
             v5_packets::DisconnectReasonCode::MalformedPacket
         );
     }
+
+    fn config(max_inflight: usize) -> MqttConfig {
+        MqttConfig {
+            max_packet_bytes: 16 + 0x40 * 64,
+            max_inflight,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The `mqtt` fuzz target's crash-cad34a72…: an MQTT 5 UNSUBSCRIBE without topic filters
+    /// (which rumqttc's codec reads) was answered with an UNSUBACK without reason codes, a packet
+    /// the client's codec refuses as malformed. It is a protocol error now.
+    #[test]
+    fn fuzz_crash_unsubscribe_without_filters() {
+        let stream = [
+            0x10, 0x30, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05, 0x80, 0x00, 0x2c, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x22, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x8e, 0x9e,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x22, 0x00, 0x69, 0x47, 0x6d, 0x65, 0x73, 0x74,
+            0x7d, 0xe8, 0xcf, 0xff, 0xfb, 0xb2, 0xae, 0xab, 0xab, 0x03, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0xf6, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x19, 0x19, 0x19, 0x19, 0x19, 0x19, 0x19, 0x19, 0x19, 0x86, 0x19, 0xff,
+            0xfe, 0x01, 0x30, 0x00, 0x00, 0x00, 0x01, 0x00, 0x9e, 0x9e, 0x9e, 0x00,
+        ];
+        let talk = connection(&stream, &config(7), datetime!(2025-05-24 18:05 UTC));
+        assert_eq!(talk.level, Some(5));
+        read_all_v5(talk.written);
+    }
+
+    #[test]
+    fn an_unsubscribe_without_filters_is_a_protocol_error_in_both_versions() {
+        let now = datetime!(2025-05-24 18:05 UTC);
+        let connect_v5 = [0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0, 0];
+        let unsubscribe_v5 = [0xA2, 3, 0, 7, 0];
+        let talk = connection(
+            &[&connect_v5[..], &unsubscribe_v5].concat(),
+            &config(3),
+            now,
+        );
+        let packets = read_all_v5(talk.written);
+        let Some(v5_packets::Packet::Disconnect(last)) = packets.last() else {
+            panic!("no DISCONNECT last: {packets:?}");
+        };
+        assert_eq!(
+            last.reason_code,
+            v5_packets::DisconnectReasonCode::ProtocolError
+        );
+        assert!(
+            talk.close
+                .unwrap()
+                .contains("UNSUBSCRIBE without topic filters")
+        );
+
+        let connect_v4 = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 0];
+        let unsubscribe_v4 = [0xA2, 2, 0, 7];
+        let talk = connection(
+            &[&connect_v4[..], &unsubscribe_v4].concat(),
+            &config(3),
+            now,
+        );
+        assert_eq!(talk.level, Some(4));
+        assert!(
+            talk.close
+                .unwrap()
+                .contains("UNSUBSCRIBE without topic filters")
+        );
+    }
 }

@@ -63,6 +63,10 @@ pub enum Violation {
     TopicEncoding,
     #[error("a PUBLISH without a topic name")]
     EmptyTopic,
+    /// MQTT 3.1.1 §3.10.3 and 5 §3.10.3: an UNSUBSCRIBE names at least one topic filter (the
+    /// codecs read one without; MQTT 5 has no UNSUBACK to answer it with).
+    #[error("an UNSUBSCRIBE without topic filters")]
+    NoTopicFilters,
     #[error("unexpected {0} packet")]
     Unexpected(&'static str),
 }

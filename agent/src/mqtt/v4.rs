@@ -104,6 +104,10 @@ pub fn sort(packets: Vec<Packet>) -> Run {
                 run.replies
                     .push(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
             }
+            Packet::Unsubscribe(unsubscribe) if unsubscribe.topics.is_empty() => {
+                run.end = Some(Err(Close::Protocol(Violation::NoTopicFilters)));
+                break;
+            }
             Packet::Unsubscribe(unsubscribe) => run
                 .replies
                 .push(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid))),

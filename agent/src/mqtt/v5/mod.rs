@@ -186,6 +186,10 @@ pub fn sort(packets: Vec<Packet>, client: Client) -> Run {
             },
             Packet::PingReq(_) => run.replies.push(Packet::PingResp(PingResp)),
             Packet::Subscribe(subscribe) => run.replies.push(reply::suback(&subscribe, client)),
+            Packet::Unsubscribe(unsubscribe) if unsubscribe.filters.is_empty() => {
+                run.end = Some(Err(Close::Protocol(Violation::NoTopicFilters)));
+                break;
+            }
             Packet::Unsubscribe(unsubscribe) => {
                 run.replies.push(reply::unsuback(&unsubscribe, client))
             }

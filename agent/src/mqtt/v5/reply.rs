@@ -157,7 +157,9 @@ pub fn disconnect(close: &Close) -> Option<Disconnect> {
         Close::Protocol(Violation::QoS2) => Code::QoSNotSupported,
         Close::Protocol(Violation::Retain) => Code::RetainNotSupported,
         Close::Protocol(Violation::TopicAlias) => Code::TopicAliasInvalid,
-        Close::Protocol(Violation::EmptyTopic | Violation::Unexpected(_)) => Code::ProtocolError,
+        Close::Protocol(
+            Violation::EmptyTopic | Violation::NoTopicFilters | Violation::Unexpected(_),
+        ) => Code::ProtocolError,
         Close::KeepAlive => Code::KeepAliveTimeout,
         Close::Shutdown => Code::ServerShuttingDown,
         Close::BufferFailed => Code::UnspecifiedError,
