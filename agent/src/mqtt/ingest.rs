@@ -58,7 +58,7 @@ impl<'a> Ingest<'a> {
 
     /// Most publishes read before their PUBACKs are written (MQTT 5: the receive maximum).
     pub fn max_inflight(&self) -> usize {
-        self.context.config.max_inflight.max(1)
+        self.context.config.inflight_limit()
     }
 
     /// Checks a CONNECT's username and password when device tokens are configured.

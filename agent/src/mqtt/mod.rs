@@ -46,6 +46,8 @@
 //! it is counted (`outcome="full"`) and logged nowhere else.
 
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ingest;
 mod publish;
 mod session;
@@ -77,6 +79,13 @@ pub struct MqttConfig {
     pub max_inflight: usize,
     /// How long a new connection may take to finish its TLS handshake and send CONNECT.
     pub connect_timeout: Duration,
+}
+
+impl MqttConfig {
+    /// `max_inflight`, at least 1.
+    pub fn inflight_limit(&self) -> usize {
+        self.max_inflight.max(1)
+    }
 }
 
 #[derive(Debug, Clone)]

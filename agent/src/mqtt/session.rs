@@ -63,6 +63,10 @@ pub enum Violation {
     TopicEncoding,
     #[error("a PUBLISH without a topic name")]
     EmptyTopic,
+    /// MQTT 3.1.1 §3.10.3 and 5 §3.10.3: an UNSUBSCRIBE names at least one topic filter (the
+    /// codecs read one without; MQTT 5 has no UNSUBACK to answer it with).
+    #[error("an UNSUBSCRIBE without topic filters")]
+    NoTopicFilters,
     #[error("unexpected {0} packet")]
     Unexpected(&'static str),
 }
@@ -117,7 +121,7 @@ impl Transport {
     /// and those already read behind it, at most `max` in all: the run a version answers at once.
     pub async fn batch<P>(
         &mut self,
-        mut decode: impl FnMut(&mut BytesMut) -> Result<P, Close>,
+        decode: impl FnMut(&mut BytesMut) -> Result<P, Close>,
         max: usize,
         idle: Option<Duration>,
         shutdown: &CancellationToken,
@@ -129,23 +133,13 @@ impl Transport {
             ready = within(idle, self.whole_packet()) => ready?,
             _ = shutdown.cancelled() => return Err(Close::Shutdown),
         }
-        let mut packets = Vec::new();
-        while packets.len() < max.max(1) {
-            let next = match self.frame() {
-                Ok(Some(_)) => decode(&mut self.read),
-                Ok(None) => break,
-                Err(error) => Err(error),
-            };
-            match next {
-                Ok(packet) => packets.push(packet),
-                Err(error) if packets.is_empty() => return Err(error),
-                Err(error) => {
-                    self.pending = Some(error);
-                    break;
-                }
+        match decode_run(&mut self.read, self.max_packet, decode, max) {
+            (packets, Some(error)) if packets.is_empty() => Err(error),
+            (packets, error) => {
+                self.pending = error;
+                Ok(packets)
             }
         }
-        Ok(packets)
     }
 
     async fn whole_packet(&mut self) -> Result<(), Close> {
@@ -155,18 +149,8 @@ impl Transport {
         Ok(())
     }
 
-    /// The size of the packet at the front of the read buffer, once all of it is there.
     fn frame(&self) -> Result<Option<usize>, Close> {
-        let Some(header) = frame::header(&self.read)? else {
-            return Ok(None);
-        };
-        if header.total() > self.max_packet {
-            return Err(Close::TooLarge {
-                size: header.total(),
-                max: self.max_packet,
-            });
-        }
-        Ok((self.read.len() >= header.total()).then_some(header.total()))
+        packet_len(&self.read, self.max_packet)
     }
 
     async fn fill(&mut self) -> Result<(), Close> {
@@ -213,6 +197,45 @@ impl Transport {
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     }
+}
+
+/// The size of the packet at the front of `read`, once all of it is there; a packet larger than
+/// `max_packet` is refused from its fixed header.
+pub fn packet_len(read: &[u8], max_packet: usize) -> Result<Option<usize>, Close> {
+    let Some(header) = frame::header(read)? else {
+        return Ok(None);
+    };
+    if header.total() > max_packet {
+        return Err(Close::TooLarge {
+            size: header.total(),
+            max: max_packet,
+        });
+    }
+    Ok((read.len() >= header.total()).then_some(header.total()))
+}
+
+/// Decodes the whole packets at the front of `read`, at most `max` (at least one): the run a
+/// version answers at once. An error found behind them is returned beside them, so that what
+/// came before it is still answered; the bytes of a partial packet stay in `read`.
+pub fn decode_run<P>(
+    read: &mut BytesMut,
+    max_packet: usize,
+    mut decode: impl FnMut(&mut BytesMut) -> Result<P, Close>,
+    max: usize,
+) -> (Vec<P>, Option<Close>) {
+    let mut packets = Vec::new();
+    while packets.len() < max.max(1) {
+        let next = match packet_len(read, max_packet) {
+            Ok(Some(_)) => decode(read),
+            Ok(None) => break,
+            Err(error) => Err(error),
+        };
+        match next {
+            Ok(packet) => packets.push(packet),
+            Err(error) => return (packets, Some(error)),
+        }
+    }
+    (packets, None)
 }
 
 async fn within<T>(

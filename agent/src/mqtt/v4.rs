@@ -47,7 +47,7 @@ pub async fn refuse_version(mut transport: Transport, level: u8) -> Close {
 }
 
 /// A whole packet from the front of the buffer (the transport has checked its size).
-fn decode(read: &mut BytesMut) -> Result<Packet, Close> {
+pub fn decode(read: &mut BytesMut) -> Result<Packet, Close> {
     Packet::read(read, usize::MAX).map_err(|error| Close::Malformed(error.to_string()))
 }
 
@@ -74,6 +74,68 @@ async fn accept(
     verdict
 }
 
+/// What a run of packets asks for, decided without IO: the publishes to store, the replies to
+/// other packets, and how the run ends (`None`: go on).
+#[derive(Debug, Default)]
+pub struct Run {
+    pub inbound: Vec<Inbound>,
+    pub replies: Vec<Packet>,
+    /// `Ok(false)`: the client disconnected; `Err`: a protocol error ends the connection.
+    pub end: Option<Result<bool, Close>>,
+}
+
+/// Sorts a run: a protocol error ends it, and what came before it is still answered.
+pub fn sort(packets: Vec<Packet>) -> Run {
+    let mut run = Run::default();
+    for packet in packets {
+        match packet {
+            Packet::Publish(publish) if publish.qos == QoS::ExactlyOnce => {
+                run.end = Some(Err(Close::Protocol(Violation::QoS2)));
+                break;
+            }
+            Packet::Publish(publish) => run.inbound.push(Inbound {
+                pkid: (publish.qos == QoS::AtLeastOnce).then_some(publish.pkid),
+                topic: publish.topic,
+                payload: publish.payload,
+            }),
+            Packet::PingReq => run.replies.push(Packet::PingResp),
+            Packet::Subscribe(subscribe) => {
+                let codes = vec![SubscribeReasonCode::Failure; subscribe.filters.len()];
+                run.replies
+                    .push(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
+            }
+            Packet::Unsubscribe(unsubscribe) if unsubscribe.topics.is_empty() => {
+                run.end = Some(Err(Close::Protocol(Violation::NoTopicFilters)));
+                break;
+            }
+            Packet::Unsubscribe(unsubscribe) => run
+                .replies
+                .push(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid))),
+            Packet::Disconnect => {
+                run.end = Some(Ok(false));
+                break;
+            }
+            Packet::PubAck(_) => {}
+            other => {
+                run.end = Some(Err(Close::Protocol(Violation::Unexpected(name(&other)))));
+                break;
+            }
+        }
+    }
+    run
+}
+
+/// The PUBACK that answers a stored publish: stored, or kept in the rejected table, both are
+/// acknowledged (3.1.1 has no negative PUBACK); a full or failed buffer closes the connection.
+pub fn puback(pkid: Option<u16>, outcome: &Outcome) -> Result<Option<Packet>, Close> {
+    match (outcome, pkid) {
+        (Outcome::Full, _) => Err(Close::BufferFull),
+        (Outcome::Failed, _) => Err(Close::BufferFailed),
+        (_, Some(pkid)) => Ok(Some(Packet::PubAck(PubAck::new(pkid)))),
+        (_, None) => Ok(None),
+    }
+}
+
 /// Answers a run of packets: publishes are stored together, then acknowledged in order. A
 /// protocol error ends the run; what came before it is still stored and acknowledged. Returns
 /// `false` when the client disconnected.
@@ -82,48 +144,14 @@ async fn handle(
     ingest: &Ingest<'_>,
     packets: Vec<Packet>,
 ) -> Result<bool, Close> {
-    let mut inbound = Vec::new();
-    let mut replies = Vec::new();
-    let mut end = None;
-    for packet in packets {
-        match packet {
-            Packet::Publish(publish) if publish.qos == QoS::ExactlyOnce => {
-                end = Some(Err(Close::Protocol(Violation::QoS2)));
-                break;
-            }
-            Packet::Publish(publish) => inbound.push(Inbound {
-                pkid: (publish.qos == QoS::AtLeastOnce).then_some(publish.pkid),
-                topic: publish.topic,
-                payload: publish.payload,
-            }),
-            Packet::PingReq => replies.push(Packet::PingResp),
-            Packet::Subscribe(subscribe) => {
-                let codes = vec![SubscribeReasonCode::Failure; subscribe.filters.len()];
-                replies.push(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
-            }
-            Packet::Unsubscribe(unsubscribe) => {
-                replies.push(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
-            }
-            Packet::Disconnect => {
-                end = Some(Ok(false));
-                break;
-            }
-            Packet::PubAck(_) => {}
-            other => {
-                end = Some(Err(Close::Protocol(Violation::Unexpected(name(&other)))));
-                break;
-            }
-        }
-    }
+    let Run {
+        inbound,
+        replies,
+        end,
+    } = sort(packets);
     let mut acks = Vec::new();
     for (pkid, outcome) in ingest.store(inbound).await? {
-        match (outcome, pkid) {
-            (Outcome::Full, _) => return Err(Close::BufferFull),
-            (Outcome::Failed, _) => return Err(Close::BufferFailed),
-            // Stored, or kept in the rejected table: both are acknowledged.
-            (_, Some(pkid)) => acks.push(Packet::PubAck(PubAck::new(pkid))),
-            (_, None) => {}
-        }
+        acks.extend(puback(pkid, &outcome)?);
     }
     for reply in acks.into_iter().chain(replies) {
         transport.queue(|buf| reply.write(buf, usize::MAX))?;

@@ -3,7 +3,7 @@
 //! string for an invalid publish that is kept in the rejected table, 0x97 when the buffer is
 //! full (the connection stays open); refused CONNECTs and protocol errors carry reason codes.
 
-mod reply;
+pub mod reply;
 
 use bytes::{Buf as _, BytesMut};
 use rumqttc::v5::mqttbytes::QoS;
@@ -26,7 +26,7 @@ pub struct Client {
 }
 
 impl Client {
-    fn of(connect: &Connect) -> Self {
+    pub fn of(connect: &Connect) -> Self {
         let properties = connect.properties.as_ref();
         Self {
             max_packet: properties.and_then(|p| p.max_packet_size),
@@ -57,7 +57,7 @@ pub async fn serve(
     if let Err(close) = &result {
         if let Some(disconnect) = reply::disconnect(close) {
             let packet = reply::fit(Packet::Disconnect(disconnect), client);
-            if let Err(error) = transport.queue(|buf| packet.write(buf, None)) {
+            if let Err(error) = transport.queue(|buf| reply::encode(&packet, buf)) {
                 tracing::debug!(%error, "cannot encode the DISCONNECT");
             }
         }
@@ -70,7 +70,7 @@ pub async fn serve(
 async fn refuse_malformed(mut transport: Transport, malformed: Close) -> Close {
     let refusal = reply::refused(ConnectReturnCode::MalformedPacket, &malformed.to_string());
     let connack = Packet::ConnAck(refusal);
-    if transport.queue(|buf| connack.write(buf, None)).is_ok() {
+    if transport.queue(|buf| reply::encode(&connack, buf)).is_ok() {
         transport.close_after_flush().await;
     }
     malformed
@@ -95,7 +95,7 @@ async fn session(
 }
 
 /// A whole packet from the front of the buffer (the transport has checked its size).
-fn decode(read: &mut BytesMut) -> Result<Packet, Close> {
+pub fn decode(read: &mut BytesMut) -> Result<Packet, Close> {
     // A DISCONNECT with remaining length 0 means reason 0x00 (§3.14.2.1); the codec insists on
     // a reason byte.
     if read.starts_with(&[0xE0, 0x00]) {
@@ -114,13 +114,14 @@ async fn accept(
     will: Option<&LastWill>,
     login: Option<&Login>,
 ) -> Result<(), Close> {
-    let refusal = refusal(ingest, connect, will, login);
+    let login = login.map(|login| (login.username.as_str(), login.password.as_bytes()));
+    let refusal = refusal(connect, will, || ingest.authorize(login));
     let connack = match refusal {
-        None => reply::accepted(connect, ingest),
+        None => reply::accepted(connect, &ingest.context.config, ingest.peer),
         Some((code, why)) => reply::refused(code, why),
     };
     let connack = reply::fit(Packet::ConnAck(connack), Client::of(connect));
-    transport.queue(|buf| connack.write(buf, None))?;
+    transport.queue(|buf| reply::encode(&connack, buf))?;
     transport.flush().await?;
     match refusal {
         Some((_, why)) => Err(Close::Refused(why)),
@@ -128,11 +129,11 @@ async fn accept(
     }
 }
 
-fn refusal(
-    ingest: &Ingest<'_>,
+/// Why a CONNECT is refused, if it is; `authorize` checks the credentials, last.
+pub fn refusal(
     connect: &Connect,
     will: Option<&LastWill>,
-    login: Option<&Login>,
+    authorize: impl FnOnce() -> Result<(), Denied>,
 ) -> Option<(ConnectReturnCode, &'static str)> {
     let properties = connect.properties.as_ref();
     if properties.is_some_and(|p| p.authentication_method.is_some()) {
@@ -148,8 +149,7 @@ fn refusal(
         let why = "retained messages are not supported";
         return Some((ConnectReturnCode::RetainNotSupported, why));
     }
-    let login = login.map(|login| (login.username.as_str(), login.password.as_bytes()));
-    match ingest.authorize(login) {
+    match authorize() {
         Ok(()) => None,
         Err(Denied::NoCredentials) => Some((
             ConnectReturnCode::NotAuthorized,
@@ -162,6 +162,51 @@ fn refusal(
     }
 }
 
+/// What a run of packets asks for, decided without IO: the publishes to store, the replies to
+/// other packets, and how the run ends (`None`: go on).
+#[derive(Debug, Default)]
+pub struct Run {
+    pub inbound: Vec<Inbound>,
+    pub replies: Vec<Packet>,
+    /// `Ok(false)`: the client disconnected; `Err`: a protocol error ends the connection.
+    pub end: Option<Result<bool, Close>>,
+}
+
+/// Sorts a run: a protocol error ends it, and what came before it is still answered.
+pub fn sort(packets: Vec<Packet>, client: Client) -> Run {
+    let mut run = Run::default();
+    for packet in packets {
+        match packet {
+            Packet::Publish(publish) => match accept_publish(publish) {
+                Ok(publish) => run.inbound.push(publish),
+                Err(violation) => {
+                    run.end = Some(Err(Close::Protocol(violation)));
+                    break;
+                }
+            },
+            Packet::PingReq(_) => run.replies.push(Packet::PingResp(PingResp)),
+            Packet::Subscribe(subscribe) => run.replies.push(reply::suback(&subscribe, client)),
+            Packet::Unsubscribe(unsubscribe) if unsubscribe.filters.is_empty() => {
+                run.end = Some(Err(Close::Protocol(Violation::NoTopicFilters)));
+                break;
+            }
+            Packet::Unsubscribe(unsubscribe) => {
+                run.replies.push(reply::unsuback(&unsubscribe, client))
+            }
+            Packet::Disconnect(_) => {
+                run.end = Some(Ok(false));
+                break;
+            }
+            Packet::PubAck(_) => {}
+            other => {
+                run.end = Some(Err(Close::Protocol(Violation::Unexpected(name(&other)))));
+                break;
+            }
+        }
+    }
+    run
+}
+
 /// Answers a run of packets: publishes are stored together, then acknowledged in order, each
 /// with its reason code. A protocol error ends the run; what came before it is still stored and
 /// acknowledged. Returns `false` when the client disconnected.
@@ -171,46 +216,25 @@ async fn handle(
     client: Client,
     packets: Vec<Packet>,
 ) -> Result<bool, Close> {
-    let mut inbound = Vec::new();
-    let mut replies = Vec::new();
-    let mut end = None;
-    for packet in packets {
-        match packet {
-            Packet::Publish(publish) => match accept_publish(publish) {
-                Ok(publish) => inbound.push(publish),
-                Err(violation) => {
-                    end = Some(Err(Close::Protocol(violation)));
-                    break;
-                }
-            },
-            Packet::PingReq(_) => replies.push(Packet::PingResp(PingResp)),
-            Packet::Subscribe(subscribe) => replies.push(reply::suback(&subscribe, client)),
-            Packet::Unsubscribe(unsubscribe) => replies.push(reply::unsuback(&unsubscribe, client)),
-            Packet::Disconnect(_) => {
-                end = Some(Ok(false));
-                break;
-            }
-            Packet::PubAck(_) => {}
-            other => {
-                end = Some(Err(Close::Protocol(Violation::Unexpected(name(&other)))));
-                break;
-            }
-        }
-    }
+    let Run {
+        inbound,
+        replies,
+        end,
+    } = sort(packets, client);
     let acks = ingest
         .store(inbound)
         .await?
         .into_iter()
         .filter_map(|(pkid, outcome)| pkid.map(|pkid| reply::puback(pkid, outcome, client)));
     for packet in acks.chain(replies) {
-        transport.queue(|buf| packet.write(buf, None))?;
+        transport.queue(|buf| reply::encode(&packet, buf))?;
     }
     transport.flush().await?;
     end.unwrap_or(Ok(true))
 }
 
 /// A PUBLISH this server takes: QoS 0 or 1, not retained, no topic alias (we advertise none).
-fn accept_publish(publish: Publish) -> Result<Inbound, Violation> {
+pub fn accept_publish(publish: Publish) -> Result<Inbound, Violation> {
     if publish.qos == QoS::ExactlyOnce {
         return Err(Violation::QoS2);
     }

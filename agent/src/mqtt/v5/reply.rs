@@ -1,6 +1,10 @@
 //! The MQTT 5 packets this server sends, built without IO: what its CONNACK advertises, which
 //! reason code answers each outcome, and how a reply is trimmed to the client's packet limit.
 
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use rumqttc::v5::mqttbytes::Error;
 use rumqttc::v5::mqttbytes::v5::{
     ConnAck, ConnAckProperties, Connect, ConnectReturnCode, Disconnect, DisconnectProperties,
     DisconnectReasonCode, Packet, PubAck, PubAckProperties, PubAckReason, SubAck, SubAckProperties,
@@ -8,7 +12,8 @@ use rumqttc::v5::mqttbytes::v5::{
 };
 
 use super::Client;
-use crate::mqtt::ingest::{Ingest, Outcome};
+use crate::mqtt::MqttConfig;
+use crate::mqtt::ingest::Outcome;
 use crate::mqtt::session::{Close, Violation};
 
 /// Reason strings are for people; a long list of bad fields is cut here.
@@ -18,8 +23,7 @@ const MAX_REASON_BYTES: usize = 1024;
 /// present is false, and a client asking for a session expiry is told 0), takes at most
 /// `max_inflight` unacknowledged QoS 1 publishes (receive maximum), QoS 1 at most, no retained
 /// messages, no topic aliases, no subscriptions of any kind.
-pub fn accepted(connect: &Connect, ingest: &Ingest<'_>) -> ConnAck {
-    let config = &ingest.context.config;
+pub fn accepted(connect: &Connect, config: &MqttConfig, peer: SocketAddr) -> ConnAck {
     let asked_expiry = connect
         .properties
         .as_ref()
@@ -27,7 +31,7 @@ pub fn accepted(connect: &Connect, ingest: &Ingest<'_>) -> ConnAck {
         .unwrap_or(0);
     let properties = ConnAckProperties {
         session_expiry_interval: (asked_expiry > 0).then_some(0),
-        receive_max: Some(u16::try_from(ingest.max_inflight()).unwrap_or(u16::MAX)),
+        receive_max: Some(u16::try_from(config.inflight_limit()).unwrap_or(u16::MAX)),
         max_qos: Some(1),
         retain_available: Some(0),
         max_packet_size: Some(u32::try_from(config.max_packet_bytes).unwrap_or(u32::MAX)),
@@ -35,7 +39,7 @@ pub fn accepted(connect: &Connect, ingest: &Ingest<'_>) -> ConnAck {
         assigned_client_identifier: connect
             .client_id
             .is_empty()
-            .then(|| format!("emberline-{}", ingest.peer)),
+            .then(|| format!("emberline-{peer}")),
         topic_alias_max: Some(0),
         reason_string: None,
         user_properties: Vec::new(),
@@ -153,7 +157,9 @@ pub fn disconnect(close: &Close) -> Option<Disconnect> {
         Close::Protocol(Violation::QoS2) => Code::QoSNotSupported,
         Close::Protocol(Violation::Retain) => Code::RetainNotSupported,
         Close::Protocol(Violation::TopicAlias) => Code::TopicAliasInvalid,
-        Close::Protocol(Violation::EmptyTopic | Violation::Unexpected(_)) => Code::ProtocolError,
+        Close::Protocol(
+            Violation::EmptyTopic | Violation::NoTopicFilters | Violation::Unexpected(_),
+        ) => Code::ProtocolError,
         Close::KeepAlive => Code::KeepAliveTimeout,
         Close::Shutdown => Code::ServerShuttingDown,
         Close::BufferFailed => Code::UnspecifiedError,
@@ -199,6 +205,28 @@ pub fn fit(mut packet: Packet, client: Client) -> Packet {
         _ => {}
     }
     packet
+}
+
+/// Encodes a reply; every MQTT 5 packet this server sends goes through here.
+///
+/// rumqttc 0.25 cannot write a DISCONNECT whose properties were dropped (by [`fit`]): with none
+/// it writes a remaining length of 1 followed by two bytes (the reason code and an empty property
+/// length), leaving a stray byte that the client reads as the start of another packet; with empty
+/// ones it writes a normal disconnection and loses the reason code. Such a DISCONNECT is written
+/// here as the reason code and an empty property length, remaining length 2 (the shorter form
+/// without the property length, which §3.14.2.2.1 allows, is refused by rumqttc's own reader).
+/// Found by the `mqtt` fuzz target.
+pub fn encode(packet: &Packet, buf: &mut BytesMut) -> Result<usize, Error> {
+    match packet {
+        Packet::Disconnect(Disconnect {
+            reason_code,
+            properties: None,
+        }) if *reason_code != DisconnectReasonCode::NormalDisconnection => {
+            buf.extend_from_slice(&[0xE0, 0x02, *reason_code as u8, 0x00]);
+            Ok(4)
+        }
+        other => other.write(buf, None),
+    }
 }
 
 /// At most [`MAX_REASON_BYTES`], cut on a character boundary.
@@ -260,6 +288,30 @@ mod tests {
         let clipped = clip("é".repeat(MAX_REASON_BYTES));
         assert!(clipped.len() <= MAX_REASON_BYTES && clipped.len() >= MAX_REASON_BYTES - 1);
         assert_eq!(clip("short".to_owned()), "short");
+    }
+
+    /// The `mqtt` fuzz target's first crash: a client with a Maximum Packet Size of 16 gets a
+    /// DISCONNECT whose reason string `fit` dropped; rumqttc wrote it with a stray trailing byte.
+    #[test]
+    fn a_trimmed_disconnect_is_one_whole_packet() {
+        let tight = Client {
+            max_packet: Some(16),
+            problem_info: true,
+        };
+        let close = Close::Protocol(Violation::QoS2);
+        let packet = fit(Packet::Disconnect(disconnect(&close).unwrap()), tight);
+        let mut buf = BytesMut::new();
+        assert_eq!(encode(&packet, &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..], [0xE0, 0x02, 0x9B, 0x00]);
+        let Packet::Disconnect(read) = Packet::read(&mut buf, None).unwrap() else {
+            panic!("not a DISCONNECT");
+        };
+        assert_eq!(read.reason_code, DisconnectReasonCode::QoSNotSupported);
+        assert!(buf.is_empty(), "nothing left behind the packet");
+
+        let normal = Packet::Disconnect(Disconnect::new(DisconnectReasonCode::NormalDisconnection));
+        encode(&normal, &mut buf).unwrap();
+        assert_eq!(&buf[..], [0xE0, 0x00]);
     }
 
     #[test]
