@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 sys.path.insert(0, "scripts")
 from benchlib import free_port, record  # noqa: E402
 
-BIN = os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
+BIN = os.environ.get("BENCH_E2E_BIN") or os.path.join(os.environ["CARGO_TARGET_DIR"], "release")
 POLL = 0.1
 SUSTAINED = int(os.environ.get("BENCH_E2E_RATE", "2000"))
 SUSTAINED_SECS = int(os.environ.get("BENCH_E2E_SECS", "60"))
