@@ -30,7 +30,7 @@ BIN = os.environ.get("BENCH_E2E_BIN") or os.path.join(os.environ["CARGO_TARGET_D
 POLL = 0.1
 SUSTAINED = int(os.environ.get("BENCH_E2E_RATE", "2000"))
 SUSTAINED_SECS = int(os.environ.get("BENCH_E2E_SECS", "60"))
-STEPS = [int(r) for r in os.environ.get("BENCH_E2E_STEPS", "4000,6000,8000,11000,15000,20000").split(",")]
+STEPS = [int(r) for r in os.environ.get("BENCH_E2E_STEPS", "3000,4000,6000,8000,11000,15000,20000").split(",")]
 STEP_SECS = int(os.environ.get("BENCH_E2E_STEP_SECS", "25"))
 
 
