@@ -2,11 +2,12 @@
 //!
 //! # Layout
 //! - [`cli`]: the `emberline-sim` flags, each with an `EMBERLINE_SIM_*` twin, checked once.
-//! - [`fire`]: `fire`, sensors over a wildfire region posting to agents over HTTP while a fire
-//!   spreads with the wind; the scenario itself ([`fire::model`]) is pure and seeded.
+//! - [`fire`]: `fire`, sensors over a wildfire region sending to agents (HTTP batches, HTTP
+//!   single or MQTT, with device tokens) while a fire spreads with the wind; the scenario itself ([`fire::model`]) is pure and seeded.
 //! - [`mqtt_load`]: `mqtt-load`, many devices publishing over MQTT at QoS 0 or 1; counts sent,
 //!   acknowledged and failed publishes and the publish → PUBACK latency.
 //! - [`payload`]: one device's readings (design §1), deterministic and valid, built without IO.
+//! - [`tokens`]: device tokens in the agent's file format.
 //! - [`histogram`]: a fixed-bucket, lock-free latency histogram (HdrHistogram-style).
 //!
 //! # Invariants
@@ -23,3 +24,4 @@ pub mod fire;
 pub mod histogram;
 pub mod mqtt_load;
 pub mod payload;
+pub mod tokens;

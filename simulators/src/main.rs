@@ -20,16 +20,22 @@ fn main() -> Result<()> {
 }
 
 fn fire(args: FireArgs) -> Result<()> {
+    let json = args.json;
     let config = args.into_config().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(async {
+    let summary = runtime.block_on(async {
         let stop = CancellationToken::new();
         tokio::spawn(stop_on_signals(stop.clone()));
         emberline_sim::fire::run(config, stop).await
     })?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print!("{summary}");
+    }
     Ok(())
 }
 

@@ -1,163 +1,127 @@
-//! `emberline-sim fire`: sensors over a wildfire region posting their readings to agents over
-//! HTTP (`POST /v1/readings`, one JSON-array batch per agent per round) while a fire spreads.
+//! `emberline-sim fire`: sensors over a wildfire region sending their readings to agents while a
+//! fire spreads, over HTTP batches, HTTP single requests or MQTT ([`send`]).
 //!
-//! Sensor `n` reports to agent `n % agents`. Counts what was sent, acknowledged (the agent's
-//! `202`, per reading) and failed, and the latency of each batch (request → `202`, that is until
-//! the agent has committed it), and prints a line every `report_every`.
+//! Every sensor reports once per `interval`; the sensors are spread over ticks of about 50 ms
+//! (sensor `n` in slice `n % slices`), so the load is steady rather than one burst per interval.
+//! Each reading is stamped when its tick sends it, so its `timestamp` is its send time. The run
+//! ends after `duration`, after `count` readings, or when `stop` is cancelled; a progress line is
+//! printed every `report_every` on stderr, and the summary at the end.
 
 pub mod model;
+pub mod send;
+mod summary;
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use rumqttc::QoS;
 use serde_json::Value;
-
-use crate::histogram::Histogram;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio_util::sync::CancellationToken;
 
 pub use model::{Fire, Scenario};
+pub use send::{Tally, Transport};
+pub use summary::Summary;
+
+use send::Sender;
+
+/// Longest pause between two ticks: the sensors are spread over ticks this long.
+const TICK: Duration = Duration::from_millis(50);
+/// How long the end waits for the answers still outstanding.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// How the fire simulator runs.
 #[derive(Debug, Clone)]
 pub struct FireConfig {
     pub scenario: Scenario,
-    /// Base URLs of the agents, e.g. `http://127.0.0.1:8101`.
+    pub transport: Transport,
+    /// Base URLs of the agents (HTTP), e.g. `http://127.0.0.1:8101`.
     pub agents: Vec<String>,
+    /// `(host, port)` of the agents' MQTT listeners.
+    pub mqtt_brokers: Vec<(String, u16)>,
+    pub qos: QoS,
+    /// Device tokens by sensor name; `None` sends none.
+    pub tokens: Option<crate::tokens::DeviceTokens>,
+    /// Most HTTP requests in flight.
+    pub concurrency: usize,
     /// Every sensor reports once per interval.
     pub interval: Duration,
-    /// Stop after this long; `None` runs until cancelled.
+    /// Stop after this long; `None` runs until cancelled or `count`.
     pub duration: Option<Duration>,
+    /// Stop after this many readings.
+    pub count: Option<u64>,
     pub report_every: Duration,
-}
-
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct Counts {
-    pub sent: u64,
-    pub acknowledged: u64,
-    pub failed: u64,
+    /// No progress lines.
+    pub quiet: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FireError {
-    #[error("no agent to send to: give at least one --agent URL")]
+    #[error("no agent to send to: give at least one --agent URL (or --mqtt address)")]
     NoAgent,
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
 
-/// Runs until `stop` is cancelled or the duration is over; returns the counts.
-pub async fn run(config: FireConfig, stop: CancellationToken) -> Result<Counts, FireError> {
-    if config.agents.is_empty() {
+/// The sensors' slices: how many ticks one interval is cut into.
+fn slices(interval: Duration, sensors: usize) -> u64 {
+    let ticks = (interval.as_secs_f64() / TICK.as_secs_f64()).ceil() as u64;
+    ticks.clamp(1, sensors.max(1) as u64)
+}
+
+/// Runs until `stop`, the duration or the count; returns the summary (also printed unless quiet).
+pub async fn run(config: FireConfig, stop: CancellationToken) -> Result<Summary, FireError> {
+    if config.agents.is_empty() && config.transport != Transport::Mqtt {
         return Err(FireError::NoAgent);
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
     let fire = Fire::new(config.scenario.clone());
+    let names: Vec<String> = fire.sites().iter().map(|s| s.name.clone()).collect();
+    let tally = Arc::new(Tally::default());
+    let mut sender = Sender::start(&config, &names, Arc::clone(&tally))?;
+    let slices = slices(config.interval, names.len());
     let started = Instant::now();
     // A per-run base so a rerun's readings are not taken for the last run's duplicates.
     let seq_base = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
-    let mut counts = Counts::default();
-    let latency = Histogram::new();
-    let mut round = 0u64;
-    let mut last_report = Instant::now();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let mut ticker = tokio::time::interval(config.interval / slices as u32);
+    // Burst: a tick that ran late is caught up at once, so the rate holds on average.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut progress = summary::Progress::new(config.report_every);
+    for tick in 0u64.. {
         tokio::select! {
             () = stop.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        if config.duration.is_some_and(|d| started.elapsed() >= d) {
+        let left = config
+            .count
+            .map(|c| c.saturating_sub(tally.sent.load(Relaxed)));
+        if config.duration.is_some_and(|d| started.elapsed() >= d) || left == Some(0) {
             break;
         }
         let t = started.elapsed().as_secs_f64();
-        let batches = batches(&fire, config.agents.len(), t, seq_base + round);
-        round += 1;
-        send_round(&client, &config.agents, batches, &mut counts, &latency).await;
-        if last_report.elapsed() >= config.report_every {
-            last_report = Instant::now();
-            println!("{}", summary(&fire, t, counts, &latency));
+        let round = seq_base + tick / slices;
+        let mut readings = slice(&fire, t, round, tick % slices, slices);
+        readings.truncate(left.map_or(usize::MAX, |l| l as usize));
+        sender.send(readings).await;
+        if !config.quiet {
+            progress.maybe_print(&fire, t, &tally);
         }
     }
-    println!(
-        "{}",
-        summary(&fire, started.elapsed().as_secs_f64(), counts, &latency)
-    );
-    Ok(counts)
+    let elapsed = started.elapsed();
+    sender.finish(DRAIN).await;
+    Ok(Summary::new(&config, &fire, elapsed, &tally))
 }
 
-/// One reading per sensor at `t`, grouped by agent.
-fn batches(fire: &Fire, agents: usize, t: f64, seq: u64) -> Vec<Vec<Value>> {
+/// The readings of the sensors in slice `k` of `slices` at `t`, stamped now.
+fn slice(fire: &Fire, t: f64, seq: u64, k: u64, slices: u64) -> Vec<(usize, Value)> {
     let timestamp = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default();
-    let mut batches = vec![Vec::new(); agents];
-    for n in 0..fire.sites().len() {
-        if let (Some(reading), Some(batch)) = (
-            fire.reading(n, t, seq, &timestamp),
-            batches.get_mut(n % agents),
-        ) {
-            batch.push(reading);
-        }
-    }
-    batches
-}
-
-async fn send_round(
-    client: &reqwest::Client,
-    agents: &[String],
-    batches: Vec<Vec<Value>>,
-    counts: &mut Counts,
-    latency: &Histogram,
-) {
-    let sends = agents.iter().zip(batches).map(|(agent, batch)| async move {
-        let n = batch.len() as u64;
-        let sent_at = Instant::now();
-        let url = format!("{}/v1/readings", agent.trim_end_matches('/'));
-        let answer = client.post(&url).json(&batch).send().await;
-        let accepted = match answer {
-            Ok(response) if response.status() == reqwest::StatusCode::ACCEPTED => {
-                latency.record(sent_at.elapsed());
-                response
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["accepted"].as_u64())
-                    .unwrap_or(0)
-            }
-            Ok(response) => {
-                tracing::warn!(%url, status = %response.status(), "batch refused");
-                0
-            }
-            Err(error) => {
-                tracing::warn!(%url, %error, "batch not delivered");
-                0
-            }
-        };
-        (n, accepted.min(n))
-    });
-    for (sent, accepted) in futures_util::future::join_all(sends).await {
-        counts.sent += sent;
-        counts.acknowledged += accepted;
-        counts.failed += sent - accepted;
-    }
-}
-
-fn summary(fire: &Fire, t: f64, counts: Counts, latency: &Histogram) -> String {
-    let ms = |q: f64| latency.percentile_micros(q) as f64 / 1000.0;
-    format!(
-        "fire: t={t:.0}s sensors={} reached_by_fire={} sent={} acknowledged={} failed={} \
-         batch_latency_ms p50={:.1} p99={:.1}",
-        fire.sites().len(),
-        fire.burning(t),
-        counts.sent,
-        counts.acknowledged,
-        counts.failed,
-        ms(0.5),
-        ms(0.99),
-    )
+    (0..fire.sites().len())
+        .filter(|n| *n as u64 % slices == k)
+        .filter_map(|n| Some((n, fire.reading(n, t, seq, &timestamp)?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -165,18 +129,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_sensor_reports_once_per_round_to_its_own_agent() {
+    fn every_sensor_reports_once_per_interval_spread_over_ticks() {
         let fire = Fire::new(Scenario::palisades(10, 3));
-        let batches = batches(&fire, 3, 0.0, 42);
-        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [4, 3, 3]);
-        for (agent, batch) in batches.iter().enumerate() {
-            for reading in batch {
-                let name = reading["source_name"].as_str().unwrap();
-                let n: usize = name.trim_start_matches("sensor-").parse().unwrap();
-                assert_eq!(n % 3, agent, "{name}");
+        let slices = slices(Duration::from_millis(150), 10);
+        assert_eq!(slices, 3);
+        let mut seen: Vec<usize> = (0..slices)
+            .flat_map(|k| slice(&fire, 0.0, 42, k, slices))
+            .map(|(n, reading)| {
                 assert_eq!(reading["seq"], 42);
-            }
-        }
+                assert_eq!(reading["source_name"], format!("sensor-{n}"));
+                n
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        assert_eq!(super::slices(Duration::from_secs(10), 5), 5);
+        assert_eq!(super::slices(Duration::from_millis(10), 5), 1);
     }
 }

@@ -54,6 +54,9 @@ pub struct DemoArgs {
     /// Agent n runs its local alert bus on this port + n.
     #[arg(long, env = "EMBERLINE_DEMO_AGENT_ALERTS_PORT", default_value_t = 1901)]
     pub agent_alerts_port: u16,
+    /// Start no simulator (for benchmarks that drive the agents themselves).
+    #[arg(long, env = "EMBERLINE_DEMO_NO_SIMULATOR")]
+    pub no_simulator: bool,
     /// Ignore the port flags and take free ports from the OS (for tests).
     #[arg(long)]
     pub free_ports: bool,

@@ -92,7 +92,9 @@ pub fn all(args: &DemoArgs, ports: &Ports, database_url: &str, data_dir: &Path) 
         });
         agent_urls.push(format!("http://{}", local(*http)));
     }
-    services.push(simulator(args, &agent_urls));
+    if !args.no_simulator {
+        services.push(simulator(args, &agent_urls));
+    }
     services
 }
 

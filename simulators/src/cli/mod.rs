@@ -1,5 +1,6 @@
 //! Command-line flags (each with an `EMBERLINE_SIM_*` environment twin), checked once into a
-//! [`LoadConfig`](crate::mqtt_load::LoadConfig).
+//! [`LoadConfig`](crate::mqtt_load::LoadConfig) or a [`FireConfig`](crate::fire::FireConfig)
+//! (the `fire` flags are in [`fire`]).
 
 use std::time::Duration;
 
@@ -7,8 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use rumqttc::QoS;
 use secrecy::SecretString;
 
-use crate::fire::{FireConfig, Scenario};
 use crate::mqtt_load::LoadConfig;
+
+mod fire;
+
+pub use fire::{FireArgs, parse_lat_lon};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,117 +34,6 @@ pub enum Command {
     /// agents over HTTP while a fire ignites and spreads with the wind; runs until Ctrl-C or
     /// --duration.
     Fire(FireArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct FireArgs {
-    /// An agent's base URL (repeat for several; sensor n reports to agent n mod count).
-    #[arg(
-        long = "agent",
-        env = "EMBERLINE_SIM_AGENTS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub agents: Vec<String>,
-    #[arg(long, env = "EMBERLINE_SIM_SENSORS", default_value_t = 150)]
-    pub sensors: u32,
-    /// Same seed, same sensors and same fire.
-    #[arg(long, env = "EMBERLINE_SIM_SEED", default_value_t = 7)]
-    pub seed: u64,
-    /// Centre of the region, `lat,lon` (default: Pacific Palisades, Los Angeles).
-    #[arg(long, env = "EMBERLINE_SIM_CENTER", value_parser = parse_lat_lon,
-        allow_hyphen_values = true, default_value = "34.06,-118.57")]
-    pub center: (f64, f64),
-    /// Side of the square region, km.
-    #[arg(long, env = "EMBERLINE_SIM_SIZE_KM", default_value_t = 12.0)]
-    pub size_km: f64,
-    /// Where the wind blows from, degrees (45: a Santa Ana from the north-east).
-    #[arg(long, env = "EMBERLINE_SIM_WIND_FROM", default_value_t = 45.0)]
-    pub wind_from: f64,
-    #[arg(long, env = "EMBERLINE_SIM_WIND_KMH", default_value_t = 22.0)]
-    pub wind_kmh: f64,
-    /// Head-fire speed, km per minute (sped up so the demo shows a front within minutes).
-    #[arg(long, env = "EMBERLINE_SIM_SPREAD", default_value_t = 1.0)]
-    pub spread_km_per_min: f64,
-    /// Quiet time before the fire ignites.
-    #[arg(long, env = "EMBERLINE_SIM_IGNITE_AFTER", value_parser = parse_duration, default_value = "30s")]
-    pub ignite_after: Duration,
-    /// Every sensor reports once per interval.
-    #[arg(long, env = "EMBERLINE_SIM_INTERVAL", value_parser = parse_duration, default_value = "2s")]
-    pub interval: Duration,
-    /// Stop after this long (default: until Ctrl-C).
-    #[arg(long, env = "EMBERLINE_SIM_DURATION", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// A summary line this often.
-    #[arg(long, env = "EMBERLINE_SIM_REPORT_EVERY", value_parser = parse_duration, default_value = "10s")]
-    pub report_every: Duration,
-    /// Sensors are named `{prefix}-{n}`.
-    #[arg(long, env = "EMBERLINE_SIM_PREFIX", default_value = "sensor")]
-    pub prefix: String,
-}
-
-impl FireArgs {
-    /// Checks the flags once.
-    pub fn into_config(self) -> Result<FireConfig, String> {
-        if self.sensors == 0 || self.sensors > 100_000 {
-            return Err(format!(
-                "--sensors must be 1..=100000, got {}",
-                self.sensors
-            ));
-        }
-        if self.size_km.is_nan() || self.size_km <= 0.0 || self.size_km > 500.0 {
-            return Err(format!(
-                "--size-km must be in (0, 500], got {}",
-                self.size_km
-            ));
-        }
-        if self.spread_km_per_min.is_nan()
-            || self.spread_km_per_min <= 0.0
-            || self.interval.is_zero()
-        {
-            return Err("--spread and --interval must be positive".into());
-        }
-        if !(0.0..=200.0).contains(&self.wind_kmh) {
-            return Err(format!(
-                "--wind-kmh must be in 0..=200, got {}",
-                self.wind_kmh
-            ));
-        }
-        let scenario = Scenario {
-            center_lat: self.center.0,
-            center_lon: self.center.1,
-            size_km: self.size_km,
-            sensors: self.sensors,
-            seed: self.seed,
-            wind_from: self.wind_from.rem_euclid(360.0),
-            wind_kmh: self.wind_kmh,
-            spread_km_per_min: self.spread_km_per_min,
-            ignite_after_secs: self.ignite_after.as_secs_f64(),
-            prefix: self.prefix,
-        };
-        Ok(FireConfig {
-            scenario,
-            agents: self.agents,
-            interval: self.interval,
-            duration: self.duration,
-            report_every: self.report_every,
-        })
-    }
-}
-
-/// `lat,lon` with latitude within ±85 and longitude within ±180.
-pub fn parse_lat_lon(text: &str) -> Result<(f64, f64), String> {
-    let (lat, lon) = text
-        .split_once(',')
-        .ok_or_else(|| format!("{text:?}: expected `lat,lon`"))?;
-    let parse = |s: &str| s.trim().parse::<f64>().map_err(|e| format!("{s:?}: {e}"));
-    let (lat, lon) = (parse(lat)?, parse(lon)?);
-    if !(-85.0..=85.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-        return Err(format!(
-            "{text:?}: latitude must be within ±85, longitude within ±180"
-        ));
-    }
-    Ok((lat, lon))
 }
 
 #[derive(Debug, Args)]
@@ -319,32 +212,5 @@ mod tests {
         assert!(parse(&["--qos", "2"]).is_err());
         assert!(parse(&["--inflight", "0"]).is_err());
         assert!(parse(&["--id-prefix", "a/b"]).is_err());
-    }
-
-    #[test]
-    fn fire_flags_are_checked() {
-        let parse = |args: &[&str]| {
-            let mut all = vec!["emberline-sim", "fire"];
-            all.extend_from_slice(args);
-            let Command::Fire(args) = Cli::try_parse_from(all).unwrap().command else {
-                panic!("not fire");
-            };
-            args.into_config()
-        };
-        let config = parse(&[
-            "--agent",
-            "http://a:1,http://b:2",
-            "--center",
-            "-33.9, 151.2",
-        ])
-        .unwrap();
-        assert_eq!(config.agents, ["http://a:1", "http://b:2"]);
-        assert_eq!(
-            (config.scenario.center_lat, config.scenario.center_lon),
-            (-33.9, 151.2)
-        );
-        assert!(parse(&["--sensors", "0"]).is_err());
-        assert!(parse(&["--size-km", "0"]).is_err());
-        assert!(Cli::try_parse_from(["emberline-sim", "fire", "--center", "95,0"]).is_err());
     }
 }
