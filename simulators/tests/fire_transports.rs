@@ -13,6 +13,7 @@ use emberline_agent::http::{BridgeStatus, Inner, app};
 use emberline_agent::metrics::Metrics;
 use emberline_agent::mqtt::{MqttConfig, MqttContext, serve};
 use emberline_core::{AgentId, Limits};
+use emberline_listen::Acceptor;
 use emberline_sim::fire::{self, FireConfig, Scenario, Summary, Transport};
 use emberline_sim::tokens::DeviceTokens;
 use rumqttc::QoS;
@@ -85,6 +86,7 @@ async fn agent() -> Agent {
         tokens,
         metrics,
         alerts: None,
+        acceptor: Acceptor::new(None, &[]).unwrap(),
         config: MqttConfig {
             max_packet_bytes: 64 * 1024,
             max_inflight: 50,
