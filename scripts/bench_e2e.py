@@ -234,9 +234,9 @@ def write(results, ceiling, load_before, load_after):
     lines = [
         f"## {title}", "",
         f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({platform.platform()}), {os.cpu_count()} cores, **a machine shared with other engineers' builds** "
-        f"(load average {load_before[0]:.1f} before, {load_after[0]:.1f} after): the figures are lower bounds of "
-        "what the pipeline does on a quiet machine. Command: `./scripts/bench-e2e` (part of `./scripts/bench`).",
+        f"({platform.platform()}), {os.cpu_count()} cores, everything on this machine (load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; a load well above 2 before means other work "
+        "shared the CPU and the figures are lower bounds). Command: `./scripts/bench-e2e` (part of `./scripts/bench`).",
         "",
         "The local pipeline of `emberline-stack demo --no-simulator` (Tansu 0.6.0 with SQLite storage, bridge, "
         "hub detect + write, dashboard, two agents, PostgreSQL; release builds), driven by `emberline-sim fire "
