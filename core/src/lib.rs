@@ -27,5 +27,5 @@ pub use envelope::{
     AgentId, Classification, ENVELOPE_VERSION, Envelope, EnvelopeError, Intensity, Protocol,
     ReadingId,
 };
-pub use reading::{Bounds, FieldError, FieldErrorCode, Limits, Reading, ReadingError};
+pub use reading::{Bounds, FieldError, FieldErrorCode, Limits, Reading, ReadingError, Unchecked};
 pub use rules::{Assessment, Measurements, Profile, RulesError};

@@ -225,6 +225,26 @@ proptest! {
         }
     }
 
+    /// The streaming decode (`parse`, batch items) and the `Value` path (`from_json`) agree on
+    /// every body: the same reading or the same errors.
+    #[test]
+    fn streaming_and_value_paths_agree(value in prop_oneof![reading_shaped_json(), valid_payload(), any_json()]) {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let streamed = Reading::parse(&bytes, &Limits::default(), NOW);
+        let via_value = Reading::from_json(value, &Limits::default(), NOW);
+        prop_assert_eq!(streamed, via_value);
+    }
+
+    /// A key given twice keeps its last value on both paths (as `serde_json::Value` does).
+    #[test]
+    fn a_repeated_key_keeps_its_last_value(payload in valid_payload(), field in prop::sample::select(&FIELDS[..]), extra in any_json()) {
+        let body = serde_json::to_string(&payload).unwrap();
+        let repeated = format!("{},{:?}:{}}}", &body[..body.len() - 1], field, extra);
+        let streamed = Reading::parse(repeated.as_bytes(), &Limits::default(), NOW);
+        let via_value = Reading::from_json(serde_json::from_str(&repeated).unwrap(), &Limits::default(), NOW);
+        prop_assert_eq!(streamed, via_value);
+    }
+
     #[test]
     fn valid_payloads_parse_and_survive_a_round_trip(payload in valid_payload()) {
         let reading = Reading::from_json(payload.clone(), &Limits::default(), NOW).unwrap();

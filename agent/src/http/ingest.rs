@@ -5,9 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
-use emberline_core::{Protocol, Reading, ReadingError, ReadingId};
+use emberline_core::{Protocol, Reading, ReadingError, ReadingId, Unchecked};
 use serde::Serialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
@@ -74,7 +73,7 @@ pub async fn batch(
     let mut rejected = Vec::new();
     let mut valid = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        match item.and_then(|value| Reading::from_json(value, &state.limits, now)) {
+        match item.and_then(|unchecked| Reading::check(unchecked, &state.limits, now)) {
             Ok(reading) => valid.push((
                 index,
                 Incoming {
@@ -108,13 +107,13 @@ pub async fn batch(
     Ok((status, Json(answer)))
 }
 
+/// A batch item as decoded, or why it is not JSON at all (NDJSON lines are decoded one by one).
+type Item = Result<Unchecked, ReadingError>;
+
 /// The batch's items, from a JSON array or NDJSON; an empty batch is refused.
-fn batch_items(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Vec<Result<Value, ReadingError>>, ApiError> {
-    let items: Vec<Result<Value, ReadingError>> = match media_type(headers) {
-        Some(JSON) => serde_json::from_slice::<Vec<Value>>(body)
+fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Item>, ApiError> {
+    let items: Vec<Item> = match media_type(headers) {
+        Some(JSON) => serde_json::from_slice::<Vec<Unchecked>>(body)
             .map_err(|error| ApiError::Batch(format!("body is not a JSON array: {error}")))?
             .into_iter()
             .map(Ok)
@@ -159,7 +158,7 @@ fn merge_results(
 }
 
 /// One item per non-blank line; a line that is not JSON is that item's error.
-fn ndjson_items(body: &[u8]) -> Vec<Result<Value, ReadingError>> {
+fn ndjson_items(body: &[u8]) -> Vec<Item> {
     body.split(|b| *b == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
         .map(|line| {

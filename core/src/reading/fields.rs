@@ -1,7 +1,7 @@
-//! Field-by-field checks for [`Reading::from_json`](super::Reading::from_json): each check takes
-//! its field out of the object and records what is wrong, so that every bad field is reported.
+//! Field-by-field checks for [`Reading::check`](super::Reading::check): each check judges one
+//! field's value as sent and records what is wrong, so that every bad field is reported.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -10,19 +10,13 @@ use super::{Bounds, FieldError, FieldErrorCode};
 /// Most fractional-second digits accepted (nanoseconds).
 const MAX_FRACTION_DIGITS: usize = 9;
 
-pub(super) struct FieldReader<'a> {
-    object: &'a mut Map<String, Value>,
+/// Judges each field's value as sent and collects every error.
+#[derive(Default)]
+pub(super) struct FieldReader {
     errors: Vec<FieldError>,
 }
 
-impl<'a> FieldReader<'a> {
-    pub(super) fn new(object: &'a mut Map<String, Value>) -> Self {
-        Self {
-            object,
-            errors: Vec::new(),
-        }
-    }
-
+impl FieldReader {
     pub(super) fn into_errors(self) -> Vec<FieldError> {
         self.errors
     }
@@ -38,16 +32,21 @@ impl<'a> FieldReader<'a> {
         None
     }
 
-    fn required(&mut self, field: &str) -> Option<Value> {
-        match self.object.remove(field) {
+    fn required(&mut self, field: &str, value: Option<Value>) -> Option<Value> {
+        match value {
             None | Some(Value::Null) => self.fail(field, FieldErrorCode::Missing, "is required"),
             Some(value) => Some(value),
         }
     }
 
     /// A finite number inside `bounds`; integers are accepted as numbers.
-    pub(super) fn number(&mut self, field: &str, bounds: &Bounds) -> Option<f64> {
-        let value = self.required(field)?;
+    pub(super) fn number(
+        &mut self,
+        field: &str,
+        value: Option<Value>,
+        bounds: &Bounds,
+    ) -> Option<f64> {
+        let value = self.required(field, value)?;
         let Some(number) = value.as_f64() else {
             let message = format!("must be a number, got {}", kind(&value));
             return self.fail(field, FieldErrorCode::WrongType, message);
@@ -60,9 +59,13 @@ impl<'a> FieldReader<'a> {
     }
 
     /// An RFC 3339 timestamp, not later than `latest` (the agent's clock plus the allowed skew).
-    pub(super) fn timestamp(&mut self, latest: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    pub(super) fn timestamp(
+        &mut self,
+        value: Option<Value>,
+        latest: Option<OffsetDateTime>,
+    ) -> Option<OffsetDateTime> {
         const FIELD: &str = "timestamp";
-        let value = self.required(FIELD)?;
+        let value = self.required(FIELD, value)?;
         let Value::String(text) = value else {
             let message = format!("must be an RFC 3339 string, got {}", kind(&value));
             return self.fail(FIELD, FieldErrorCode::WrongType, message);
@@ -79,9 +82,9 @@ impl<'a> FieldReader<'a> {
         Some(timestamp)
     }
 
-    pub(super) fn source_name(&mut self, max_chars: usize) -> Option<String> {
+    pub(super) fn source_name(&mut self, value: Option<Value>, max_chars: usize) -> Option<String> {
         const FIELD: &str = "source_name";
-        let value = self.required(FIELD)?;
+        let value = self.required(FIELD, value)?;
         let Value::String(name) = value else {
             let message = format!("must be a string, got {}", kind(&value));
             return self.fail(FIELD, FieldErrorCode::WrongType, message);
@@ -95,9 +98,9 @@ impl<'a> FieldReader<'a> {
 
     /// The optional device counter: absent and `null` both mean "none"; `Some(None)` is a valid
     /// absence, `None` a recorded error.
-    pub(super) fn seq(&mut self) -> Option<Option<u64>> {
+    pub(super) fn seq(&mut self, value: Option<Value>) -> Option<Option<u64>> {
         const FIELD: &str = "seq";
-        match self.object.remove(FIELD) {
+        match value {
             None | Some(Value::Null) => Some(None),
             Some(value) => match value.as_u64() {
                 Some(seq) => Some(Some(seq)),

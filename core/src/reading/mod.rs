@@ -8,18 +8,23 @@
 mod error;
 mod fields;
 mod limits;
+mod unchecked;
 mod wire;
 
 use serde_json::{Map, Value};
+
 use time::OffsetDateTime;
+use unchecked::{Shape, Slots};
 
 pub use error::{FieldError, FieldErrorCode, ReadingError};
 pub use limits::{Bounds, Limits, LimitsError};
+pub use unchecked::Unchecked;
 
 use crate::rules::Measurements;
 use fields::FieldReader;
 
-/// A valid sensor reading. Only [`Reading::parse`], [`Reading::from_json`] and deserialization
+/// A valid sensor reading. Only [`Reading::parse`], [`Reading::check`], [`Reading::from_json`]
+/// and deserialization
 /// make one, so a `Reading` never holds an invalid value.
 /// On the wire it is the flat JSON object the device sent (see `wire`).
 #[derive(Debug, Clone, PartialEq)]
@@ -35,33 +40,65 @@ impl Reading {
     /// Parses a device's JSON body, checking every field against `limits`; `now` is the agent's
     /// clock, against which timestamps from the future are refused.
     pub fn parse(body: &[u8], limits: &Limits, now: OffsetDateTime) -> Result<Self, ReadingError> {
-        let value: Value = serde_json::from_slice(body)
+        let unchecked: Unchecked = serde_json::from_slice(body)
             .map_err(|error| ReadingError::Malformed(error.to_string()))?;
-        Self::from_json(value, limits, now)
+        Self::check(unchecked, limits, now)
     }
 
-    /// Like [`Reading::parse`] for a value already decoded (an item of a batch).
+    /// Like [`Reading::parse`] for a value already decoded.
     pub fn from_json(
         value: Value,
         limits: &Limits,
         now: OffsetDateTime,
     ) -> Result<Self, ReadingError> {
-        let mut object = match value {
-            Value::Object(object) => object,
-            other => return Err(ReadingError::NotAnObject(json_kind(&other))),
+        let shape = match value {
+            Value::Object(object) => Shape::Object(Slots::from_map(object)),
+            other => Shape::Other(json_kind(&other)),
         };
-        let mut fields = FieldReader::new(&mut object);
-        let timestamp = fields.timestamp(now.checked_add(limits.max_future_skew));
-        let latitude = fields.number("latitude", &limits.latitude);
-        let longitude = fields.number("longitude", &limits.longitude);
-        let temperature = fields.number("temperature", &limits.temperature);
-        let humidity = fields.number("humidity", &limits.humidity);
-        let wind_speed = fields.number("wind_speed", &limits.wind_speed);
-        let wind_direction = fields.number("wind_direction", &limits.wind_direction);
-        let vegetation_density = fields.number("vegetation_density", &limits.vegetation_density);
-        let air_quality_index = fields.number("air_quality_index", &limits.air_quality_index);
-        let source_name = fields.source_name(limits.source_name_max_chars);
-        let seq = fields.seq();
+        Self::check(Unchecked(shape), limits, now)
+    }
+
+    /// Like [`Reading::parse`] for a value already decoded as [`Unchecked`] (an item of a batch).
+    pub fn check(
+        unchecked: Unchecked,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<Self, ReadingError> {
+        let slots = match unchecked.0 {
+            Shape::Object(slots) => slots,
+            Shape::Other(kind) => return Err(ReadingError::NotAnObject(kind)),
+        };
+        let mut fields = FieldReader::default();
+        let timestamp = fields.timestamp(slots.timestamp, now.checked_add(limits.max_future_skew));
+        let [
+            latitude,
+            longitude,
+            temperature,
+            humidity,
+            wind_speed,
+            wind_direction,
+            vegetation_density,
+            air_quality_index,
+        ] = slots.numbers;
+        let latitude = fields.number("latitude", latitude, &limits.latitude);
+        let longitude = fields.number("longitude", longitude, &limits.longitude);
+        let temperature = fields.number("temperature", temperature, &limits.temperature);
+        let humidity = fields.number("humidity", humidity, &limits.humidity);
+        let wind_speed = fields.number("wind_speed", wind_speed, &limits.wind_speed);
+        let wind_direction =
+            fields.number("wind_direction", wind_direction, &limits.wind_direction);
+        let vegetation_density = fields.number(
+            "vegetation_density",
+            vegetation_density,
+            &limits.vegetation_density,
+        );
+        let air_quality_index = fields.number(
+            "air_quality_index",
+            air_quality_index,
+            &limits.air_quality_index,
+        );
+        let source_name = fields.source_name(slots.source_name, limits.source_name_max_chars);
+        let seq = fields.seq(slots.seq);
         let errors = fields.into_errors();
 
         match (
@@ -107,7 +144,7 @@ impl Reading {
                 },
                 source_name,
                 seq,
-                extra: object,
+                extra: slots.extra,
             }),
             _ => Err(ReadingError::Invalid(errors)),
         }

@@ -18,7 +18,7 @@ use super::{Reading, fields};
 use crate::rules::Measurements;
 
 /// The reference fields in wire order; the numbers are `Measurements` in the same order.
-const NUMBERS: [&str; 8] = [
+pub(super) const NUMBERS: [&str; 8] = [
     "latitude",
     "longitude",
     "temperature",
@@ -80,12 +80,30 @@ impl<'de> Deserialize<'de> for Rfc3339 {
     }
 }
 
-/// A key of the reading object: a reference field (no allocation) or an extra one.
-enum Key {
+/// A reference field of the reading object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Field {
     Timestamp,
+    /// Index into [`NUMBERS`] (and the order of `Measurements`).
     Number(usize),
     SourceName,
     Seq,
+}
+
+impl Field {
+    pub(super) fn of(name: &str) -> Option<Self> {
+        match name {
+            "timestamp" => Some(Self::Timestamp),
+            "source_name" => Some(Self::SourceName),
+            "seq" => Some(Self::Seq),
+            other => NUMBERS.iter().position(|n| *n == other).map(Self::Number),
+        }
+    }
+}
+
+/// A key of the reading object: a reference field (no allocation) or an extra one.
+pub(super) enum Key {
+    Known(Field),
     Extra(String),
 }
 
@@ -105,14 +123,9 @@ impl Visitor<'_> for KeyVisitor {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Key, E> {
-        Ok(match name {
-            "timestamp" => Key::Timestamp,
-            "source_name" => Key::SourceName,
-            "seq" => Key::Seq,
-            other => match NUMBERS.iter().position(|n| *n == other) {
-                Some(index) => Key::Number(index),
-                None => Key::Extra(other.to_owned()),
-            },
+        Ok(match Field::of(name) {
+            Some(field) => Key::Known(field),
+            None => Key::Extra(name.to_owned()),
         })
     }
 }
@@ -144,21 +157,21 @@ impl<'de> Visitor<'de> for ReadingVisitor {
         let mut seq_seen = false;
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Timestamp => {
+                Key::Known(Field::Timestamp) => {
                     once(timestamp.is_some(), "timestamp")?;
                     timestamp = Some(map.next_value::<Rfc3339>()?.0);
                 }
-                Key::Number(index) => {
+                Key::Known(Field::Number(index)) => {
                     if let (Some(slot), Some(name)) = (numbers.get_mut(index), NUMBERS.get(index)) {
                         once(slot.is_some(), name)?;
                         *slot = Some(map.next_value::<f64>()?);
                     }
                 }
-                Key::SourceName => {
+                Key::Known(Field::SourceName) => {
                     once(source_name.is_some(), "source_name")?;
                     source_name = Some(map.next_value::<String>()?);
                 }
-                Key::Seq => {
+                Key::Known(Field::Seq) => {
                     once(seq_seen, "seq")?;
                     seq_seen = true;
                     seq = map.next_value::<Option<u64>>()?;
