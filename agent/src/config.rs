@@ -99,6 +99,11 @@ pub struct RunArgs {
     /// handshake) before the connection is closed: slow clients cannot hold connections.
     #[arg(long, env = "EMBERLINE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub http_header_timeout_secs: u64,
+    /// Seconds a client has, once its request head is in, to send the whole body (however it
+    /// trickles); past it the answer is 408 and the connection is closed. An 8 MiB batch needs
+    /// 280 KB/s to make 30 s: raise it for devices that send large batches over slow links.
+    #[arg(long, env = "EMBERLINE_HTTP_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_body_timeout_secs: u64,
     /// MQTT ingest listener (publish-only, MQTT 3.1.1 and 5).
     #[arg(long, env = "EMBERLINE_MQTT_LISTEN", default_value = "127.0.0.1:1883")]
     pub mqtt_listen: SocketAddr,
@@ -122,6 +127,15 @@ pub struct RunArgs {
         default_value_t = 10
     )]
     pub mqtt_connect_timeout_secs: u64,
+    /// Seconds an MQTT packet may take to arrive whole once its first byte is in, whatever the
+    /// keep-alive: a client stalling halfway through a packet is disconnected.
+    #[arg(long, env = "EMBERLINE_MQTT_PACKET_TIMEOUT_SECS", default_value_t = 10)]
+    pub mqtt_packet_timeout_secs: u64,
+    /// Seconds an MQTT connection that asked for keep-alive 0 may stay silent before it is
+    /// closed (it reconnects to publish again); 0: never, as keep-alive 0 asks. Connections with
+    /// a keep-alive are closed after 1.5 × theirs, as the protocol says.
+    #[arg(long, env = "EMBERLINE_MQTT_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
+    pub mqtt_idle_timeout_secs: u64,
     /// Largest MQTT packet accepted, fixed header included; larger ones close the connection
     /// (MQTT 5: advertised as the maximum packet size, DISCONNECT 0x95).
     #[arg(long, env = "EMBERLINE_MQTT_MAX_PACKET_BYTES", default_value_t = 64 * 1024)]

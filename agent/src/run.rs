@@ -76,6 +76,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
             max_packet_bytes: args.mqtt_max_packet_bytes,
             max_inflight: args.mqtt_max_inflight.max(1),
             connect_timeout: Duration::from_secs(args.mqtt_connect_timeout_secs.max(1)),
+            packet_timeout: Duration::from_secs(args.mqtt_packet_timeout_secs.max(1)),
+            idle_timeout: (args.mqtt_idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(args.mqtt_idle_timeout_secs)),
         },
     });
     let forwarder = Forwarder::new(
@@ -91,11 +94,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.http_listen))?;
     tracing::info!(http = %args.http_listen, tls = tls_files.is_some(), buffer = %args.buffer_path.display(), bridge = %args.bridge_url, "agent running");
     let mut tasks = tokio::task::JoinSet::new();
-    let timeout = Duration::from_secs(args.http_header_timeout_secs.max(1));
-    let options = HttpOptions {
-        header_read_timeout: timeout,
-        handshake_timeout: timeout,
-    };
+    let options = HttpOptions::new(
+        Duration::from_secs(args.http_header_timeout_secs.max(1)),
+        Duration::from_secs(args.http_body_timeout_secs.max(1)),
+    );
     tasks.spawn(emberline_listen::http::serve(
         listener,
         app(state),

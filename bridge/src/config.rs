@@ -41,6 +41,11 @@ pub struct Config {
     /// handshake) before the connection is closed: slow clients cannot hold connections.
     #[arg(long, env = "EMBERLINE_BRIDGE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
+    /// How long a client may take, once its request head is in, to send the whole body (however
+    /// it trickles); past it the answer is 408 and the connection is closed. The agent's
+    /// forwarder gives up on a request after 30 s, so a longer bound only keeps dead uploads.
+    #[arg(long, env = "EMBERLINE_BRIDGE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(long, env = "EMBERLINE_KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
     pub brokers: String,
@@ -110,6 +115,7 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             brokers: brokers.into(),
             raw_topic: DEFAULT_RAW_TOPIC.into(),
             status_topic: DEFAULT_STATUS_TOPIC.into(),
@@ -140,9 +146,8 @@ impl Config {
         {
             return invalid("--produce-timeout must be between 100ms and 300s".into());
         }
-        if self.header_timeout < Duration::from_millis(100) {
-            return invalid("--header-timeout must be at least 100ms".into());
-        }
+        emberline_service::check_http_timeouts(self.header_timeout, self.body_timeout)
+            .map_err(ConfigError::Invalid)?;
         if self.shutdown_timeout < Duration::from_secs(1) {
             return invalid(
                 "--shutdown-timeout must be at least 1s, to let in-flight batches finish".into(),

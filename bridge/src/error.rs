@@ -23,6 +23,10 @@ pub enum ApiError {
     },
     #[error("the body is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    /// The body did not arrive within `--body-timeout` of the request head; the listener closes
+    /// the connection after this answer.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("{0}")]
     UnsupportedMedia(String),
     #[error("the bridge holds as many bytes as it may (limit {limit}); retry later")]
@@ -44,6 +48,7 @@ impl ApiError {
             Self::AgentMismatch(_) => "agent_mismatch",
             Self::Malformed { .. } => "malformed",
             Self::TooLarge { .. } => "too_large",
+            Self::BodyTimeout(_) => emberline_listen::http::BODY_TIMEOUT_CODE,
             Self::UnsupportedMedia(_) => "unsupported_media_type",
             Self::Overloaded { .. } => "overloaded",
             Self::Unavailable { .. } => "kafka_unavailable",
@@ -57,6 +62,7 @@ impl ApiError {
             Self::AgentMismatch(_) => StatusCode::FORBIDDEN,
             Self::Malformed { .. } => StatusCode::BAD_REQUEST,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded { .. } | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -34,7 +34,7 @@ pub struct Bridge {
     shutdown_timeout: Duration,
     /// TLS when a certificate is configured, plain TCP otherwise.
     acceptor: Acceptor,
-    /// Header-read and handshake bounds.
+    /// Handshake, header-read and body bounds.
     options: HttpOptions,
 }
 
@@ -61,10 +61,7 @@ impl Bridge {
             state: AppState::new(config, tokens, kafka),
             shutdown_timeout: config.shutdown_timeout,
             acceptor,
-            options: HttpOptions {
-                header_read_timeout: config.header_timeout,
-                handshake_timeout: config.header_timeout,
-            },
+            options: HttpOptions::new(config.header_timeout, config.body_timeout),
         })
     }
 

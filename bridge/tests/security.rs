@@ -1,21 +1,23 @@
 //! The bridge's security table (issue 8, `docs/security.md`): `/v1/batches` and
 //! `/v1/heartbeats` refuse missing and wrong agent tokens; tokens never reach the logs (debug
-//! level) or `/metrics`; hostile batches get their documented answer; slow clients are cut off;
-//! TLS with a certificate made here. The real binary runs as a process with `RUST_LOG=debug`.
+//! level) or `/metrics`; hostile batches get their documented answer; slow clients are cut off,
+//! before or after their request head; TLS with a certificate made here. The real binary runs as
+//! a process with `RUST_LOG=debug`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::{envelope, gzip, heartbeat, ndjson, read_topic};
 use emberline_core::batch::BATCH_CONTENT_TYPE;
+use emberline_testkit::assert_slow_http_clients_cut_off;
+use emberline_testkit::{Certs, Process, assert_auth, assert_secrets_kept};
 use emberline_testkit::{create_topic, shared_broker, unique_name};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use emberline_testkit::{curl, first_answer, free_address, trickle};
 
 const AGENT: &str = "edge-1";
 /// edge-1's token: never in a log line or in `/metrics`.
@@ -25,19 +27,15 @@ const OTHER_TOKEN: &str = "bridge-5ecret-edge2-Pz3k";
 const WRONG_TOKEN: &str = "guess-5ecret-bridge-x9";
 const SECRETS: [&str; 3] = [TOKEN, OTHER_TOKEN, WRONG_TOKEN];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The bridge's `--header-timeout` in these tests.
+const HEAD_BOUND: Duration = Duration::from_secs(1);
+/// The bridge's `--body-timeout` in these tests.
+const BODY_BOUND: Duration = Duration::from_secs(2);
 
 struct Bridge {
-    child: Child,
+    process: Process,
     address: SocketAddr,
     raw_topic: String,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -48,70 +46,42 @@ impl Bridge {
         let status_topic = create_topic(bootstrap, &unique_name("agent-status"), 1).await;
         let tokens = dir.path().join("agents.txt");
         std::fs::write(&tokens, format!("{AGENT} {TOKEN}\nedge-2 {OTHER_TOKEN}\n")).unwrap();
-        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = dir.path().join("bridge.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_emberline-bridge"))
+        let address = free_address();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_emberline-bridge"));
+        command
             .args(["--listen", &address.to_string(), "--brokers", bootstrap])
             .args(["--raw-topic", &raw_topic, "--status-topic", &status_topic])
             .arg("--tokens-file")
             .arg(&tokens)
-            .args(["--header-timeout", "1s", "--max-body-bytes", "65536"])
-            .args(["--max-batch-bytes", "1048576"])
-            .args(extra)
-            .env("RUST_LOG", "debug")
-            .env("EMBERLINE_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let bridge = Self {
-            child,
+            .args(["--header-timeout", "1s", "--body-timeout", "2s"])
+            .args(["--max-body-bytes", "65536", "--max-batch-bytes", "1048576"])
+            .args(extra);
+        let mut process = Process::spawn(&mut command, &dir.path().join("bridge.log"));
+        process.wait_listening(&[address]).await;
+        Self {
+            process,
             address,
             raw_topic,
-            log,
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(address).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "bridge did not start: {}",
-                bridge.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bridge
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     fn stop(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.logs()
+        self.process.stop()
     }
-}
 
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    async fn metrics(&self) -> String {
+        let response = reqwest::get(self.url("/metrics")).await.unwrap();
+        response.text().await.unwrap()
     }
 }
 
 fn assert_no_secrets(what: &str, text: &str) {
-    for secret in SECRETS {
-        assert!(
-            !text.contains(secret),
-            "{what} contains the secret {secret:?}"
-        );
-    }
+    emberline_testkit::assert_no_secrets(what, text, &SECRETS);
 }
 
 async fn post_batch(bridge: &Bridge, body: Vec<u8>, auth: Option<&str>) -> (u16, String) {
@@ -153,8 +123,8 @@ async fn endpoints_refuse_missing_and_wrong_tokens() {
         ("/v1/heartbeats", Some(&right), 200),
     ];
     for (path, auth, expected) in table {
-        let mut request = client.post(bridge.url(path));
-        request = if path == "/v1/batches" {
+        let request = client.post(bridge.url(path));
+        let request = if path == "/v1/batches" {
             request
                 .header("content-type", BATCH_CONTENT_TYPE)
                 .header("content-encoding", "gzip")
@@ -164,33 +134,12 @@ async fn endpoints_refuse_missing_and_wrong_tokens() {
                 .header("content-type", "application/json")
                 .body(beat.clone())
         };
-        if let Some(auth) = auth {
-            request = request.header("authorization", auth);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(
-            response.status().as_u16(),
-            expected,
-            "{path} with {auth:?}: {}",
-            response.text().await.unwrap()
-        );
+        assert_auth(request, auth, expected).await;
     }
-    let metrics = client
-        .get(bridge.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("emberline_bridge"), "{metrics}");
-    assert_no_secrets("/metrics", &metrics);
+    let metrics = client.get(bridge.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
     let logs = bridge.stop();
-    assert!(
-        logs.contains("DEBUG"),
-        "logs must be at debug level: {logs}"
-    );
-    assert_no_secrets("the bridge's debug log", &logs);
+    assert_secrets_kept(&metrics, "emberline_bridge", &logs, &SECRETS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,91 +212,50 @@ async fn hostile_batches_get_their_documented_answer() {
     assert_eq!(records[0].payload, envelope(AGENT, xss, 1));
 }
 
+/// A `POST /v1/heartbeats` head from edge-1 for a body of `length` bytes.
+fn heartbeat_head(length: usize) -> String {
+    format!(
+        "POST /v1/heartbeats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_disconnected() {
     let bridge = Bridge::start(tempfile::tempdir().unwrap(), &[]).await;
-    // (case, bytes sent before stalling); the bridge runs with --header-timeout 1s.
-    let table: [(&str, &[u8]); 2] = [
-        ("nothing", b""),
-        (
-            "half a request head",
-            b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthor",
-        ),
-    ];
-    for (case, partial) in table {
-        let started = Instant::now();
-        let mut stream = tokio::net::TcpStream::connect(bridge.address)
-            .await
-            .unwrap();
-        stream.write_all(partial).await.unwrap();
-        let mut seen = Vec::new();
-        let closed =
-            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut seen)).await;
-        assert!(closed.is_ok(), "{case}: still connected after 5 s");
-        assert!(
-            started.elapsed() >= Duration::from_millis(900),
-            "{case}: closed at once"
-        );
-    }
+    let half_body = format!("{}{{\"agent_id\":", heartbeat_head(300));
+    let bounds = (HEAD_BOUND, BODY_BOUND);
+    assert_slow_http_clients_cut_off(bridge.address, bounds, half_body.as_bytes()).await;
+    let metrics = bridge.metrics().await;
+    let counted = "emberline_bridge_rejections_total{reason=\"body_timeout\"} 1";
+    assert!(metrics.contains(counted), "{metrics}");
 }
 
-fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    // A name of its own: with rcgen's default for both, the leaf would look self-signed.
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "emberline test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-        .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_within_the_bound_is_accepted() {
+    let bridge = Bridge::start(tempfile::tempdir().unwrap(), &[]).await;
+    let body = heartbeat(AGENT);
+    let head = heartbeat_head(body.len());
+    let mut stream = trickle(bridge.address, head.as_bytes(), &body).await;
+    let answer = first_answer(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_generated_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_certs(dir.path());
-    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let certs = Certs::create(dir.path());
+    let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
     let mut bridge = Bridge::start(dir, &["--tls-cert", cert, "--tls-key", key]).await;
     let beat = String::from_utf8(heartbeat(AGENT)).unwrap();
-    let ca = ca.to_str().unwrap();
+    let ca = certs.ca.to_str().unwrap();
     let url = format!("https://localhost:{}/v1/heartbeats", bridge.address.port());
-    let curl = |extra: &[&str], token: &str| {
-        let output = Command::new("curl")
-            .args([
-                "-sS",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "10",
-            ])
-            .args([
-                "-H",
-                "content-type: application/json",
-                "--data-binary",
-                &beat,
-            ])
-            .args(["-H", &format!("authorization: Bearer {token}")])
-            .args(extra)
-            .arg(&url)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
+    let post = |extra: &[&str], token: &str| {
+        let auth = format!("authorization: Bearer {token}");
+        let mut options = vec!["-H", "content-type: application/json", "-H", &auth];
+        options.extend(["--data-binary", &beat]);
+        options.extend(extra);
+        curl(&options, &url)
     };
     // (case, curl options, token, expected status; "000": no HTTP answer at all)
     let table: [(&str, &[&str], &str, &str); 3] = [
@@ -361,7 +269,7 @@ async fn tls_with_a_generated_certificate() {
         ("unknown CA", &[], TOKEN, "000"),
     ];
     for (case, extra, token, expected) in table {
-        assert_eq!(curl(extra, token), expected, "{case}");
+        assert_eq!(post(extra, token), expected, "{case}");
     }
     let plain = reqwest::Client::new()
         .get(format!("http://{}/healthz", bridge.address))

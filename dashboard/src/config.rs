@@ -2,6 +2,7 @@
 //! local stack. Checked once at start by [`Config::validate`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -29,6 +30,22 @@ pub struct Config {
         default_value = "127.0.0.1:8093"
     )]
     pub listen: SocketAddr,
+    /// PEM certificate chain (leaf first) for TLS on the listener; with --tls-key. Without both
+    /// the dashboard speaks plain HTTP (or terminate TLS at the cluster's ingress).
+    #[arg(long, env = "EMBERLINE_DASHBOARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "EMBERLINE_DASHBOARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How long a client may take to send a whole request head (and, with TLS, to finish the
+    /// handshake) before the connection is closed; also how long an idle connection is kept.
+    /// An open live stream is a response, not bounded by this.
+    #[arg(long, env = "EMBERLINE_DASHBOARD_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// How long a client may take, once its request head is in, to send the whole body; past
+    /// it the answer is 408 and the connection is closed.
+    #[arg(long, env = "EMBERLINE_DASHBOARD_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
     /// PostgreSQL URL, the database `emberline-hub write` fills (a password in it is never logged).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: DatabaseUrl,
@@ -73,6 +90,10 @@ impl Config {
     pub fn new(brokers: impl Into<String>, database_url: &str) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8093)),
+            tls_cert: None,
+            tls_key: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             database_url: DatabaseUrl::from(database_url),
             max_connections: 8,
             migrate: false,
@@ -101,6 +122,8 @@ impl Config {
         if !(16..=1_000_000).contains(&self.stream_buffer) {
             return fail("--stream-buffer must be between 16 and 1000000 events");
         }
+        emberline_service::check_http_timeouts(self.header_timeout, self.body_timeout)
+            .map_err(ConfigError)?;
         let tile = &self.tile_url;
         let usable =
             tile.starts_with("http") && ["{z}", "{x}", "{y}"].iter().all(|p| tile.contains(p));

@@ -18,6 +18,9 @@
 //!   Content-Security-Policy allows scripts only from the binary itself.
 //! - **Bounded shutdown.** Cancelling the token ends open streams and the live feed at once;
 //!   in-flight requests get `--shutdown-timeout`.
+//! - **Slow clients are cut off.** The listener is `emberline_listen::http::serve`: TLS when
+//!   configured, a request head within `--header-timeout`, a body within `--body-timeout`.
+//!   Responses are not bounded, so a live stream stays open as long as the browser keeps it.
 //!
 //! # Layout
 //! [`config`] flags; [`http`] the router ([`http::assets`] embedded page and Leaflet,
@@ -32,9 +35,10 @@ pub mod live;
 pub mod metrics;
 pub mod query;
 
-use std::future::IntoFuture as _;
 use std::sync::Arc;
 
+use emberline_listen::Acceptor;
+use emberline_listen::http::HttpOptions;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -55,8 +59,8 @@ pub enum DashboardError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Live(#[from] live::LiveError),
-    #[error("the HTTP server failed: {0}")]
-    Serve(#[from] std::io::Error),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] emberline_listen::TlsError),
 }
 
 /// A dashboard, configured, not yet serving.
@@ -65,6 +69,8 @@ pub struct Dashboard {
     config: Config,
     pool: PgPool,
     metrics: Arc<Metrics>,
+    /// TLS when a certificate is configured, plain TCP otherwise.
+    acceptor: Acceptor,
 }
 
 impl Dashboard {
@@ -72,6 +78,8 @@ impl Dashboard {
     /// connects lazily and `/readyz` says so.
     pub async fn new(config: Config) -> Result<Self, DashboardError> {
         config.validate()?;
+        let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
+        let acceptor = Acceptor::new(files, &[b"http/1.1"])?;
         let pool = emberline_hub::db::pool(config.database_url.expose(), config.max_connections)?;
         if config.migrate {
             emberline_hub::db::migrate(&pool).await?;
@@ -80,6 +88,7 @@ impl Dashboard {
             config,
             pool,
             metrics: Arc::new(Metrics::new()),
+            acceptor,
         })
     }
 
@@ -127,18 +136,19 @@ impl Dashboard {
             token.clone(),
         ));
         if let Ok(address) = listener.local_addr() {
-            tracing::info!(%address, "dashboard listening");
+            tracing::info!(%address, tls = self.acceptor.is_tls(), "dashboard listening");
         }
         let router = app(self.state(sender, token.clone()));
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(token.clone().cancelled_owned())
-            .into_future();
+        let options = HttpOptions::new(self.config.header_timeout, self.config.body_timeout);
+        let acceptor = self.acceptor.clone();
+        let server =
+            emberline_listen::http::serve(listener, router, acceptor, options, token.clone());
         let bound = async {
             token.cancelled().await;
             tokio::time::sleep(self.config.shutdown_timeout).await;
         };
         tokio::select! {
-            served = server => served?,
+            () = server => {},
             () = bound => tracing::warn!("requests still open after the shutdown timeout; closing"),
         }
         token.cancel();

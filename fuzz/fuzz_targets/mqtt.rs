@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
         max_packet_bytes: 16 + usize::from(*size) * 64,
         max_inflight: usize::from(*inflight % 8),
         connect_timeout: std::time::Duration::from_secs(5),
+        packet_timeout: std::time::Duration::from_secs(10),
+        idle_timeout: None,
     };
     let talk = connection(stream, &config, datetime!(2025-05-24 18:05 UTC));
     let mut written = talk.written.clone();

@@ -3,6 +3,7 @@
 //! start by [`Kafka::validate`] and the roles' `validate`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -65,6 +66,21 @@ pub struct MigrateConfig {
 /// What both roles need of Kafka and of their HTTP side.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
+    /// PEM certificate chain (leaf first) for TLS on the HTTP listener (probes, metrics); with
+    /// --tls-key. Without both the listener speaks plain HTTP.
+    #[arg(long, env = "EMBERLINE_HUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "EMBERLINE_HUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How long a client may take to send a whole request head (and, with TLS, to finish the
+    /// handshake) before the connection is closed; also how long an idle connection is kept.
+    #[arg(long, env = "EMBERLINE_HUB_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// How long a client may take, once its request head is in, to send the whole body; past
+    /// it the answer is 408 and the connection is closed.
+    #[arg(long, env = "EMBERLINE_HUB_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(long, env = "EMBERLINE_KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
     pub brokers: String,
@@ -89,6 +105,10 @@ impl Common {
     /// The defaults, talking to `brokers`.
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {
+            tls_cert: None,
+            tls_key: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             brokers: brokers.into(),
             batch_size: 500,
             batch_linger: Duration::from_millis(20),
@@ -115,6 +135,8 @@ impl Common {
         if self.shutdown_timeout < Duration::from_secs(1) {
             return invalid("--shutdown-timeout must be at least 1s");
         }
+        emberline_service::check_http_timeouts(self.header_timeout, self.body_timeout)
+            .map_err(ConfigError)?;
         match self
             .kafka_options
             .iter()

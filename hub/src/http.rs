@@ -1,5 +1,6 @@
 //! The HTTP side of both roles: `/healthz` (alive), `/readyz` (dependencies reachable, the answer
-//! kept for [`READY_TTL`] so probes do not hammer them) and `/metrics`.
+//! kept for [`READY_TTL`] so probes do not hammer them) and `/metrics`, served by
+//! `emberline_listen::http::serve` (TLS when configured; slow clients cut off).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,9 +12,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use emberline_listen::http::HttpOptions;
+use emberline_listen::{Acceptor, TlsError};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Common;
 use crate::metrics::Metrics;
 
 /// How long a readiness answer is reused.
@@ -103,18 +107,38 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
+/// How a role's HTTP side listens: TLS or plain TCP, and the bounds on slow clients.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    pub acceptor: Acceptor,
+    /// Handshake, header-read and body bounds.
+    pub options: HttpOptions,
+}
+
+impl Listening {
+    /// From the roles' flags; a certificate or key that cannot be used is an error at start.
+    pub fn new(common: &Common) -> Result<Self, TlsError> {
+        let files = common.tls_cert.as_deref().zip(common.tls_key.as_deref());
+        Ok(Self {
+            acceptor: Acceptor::new(files, &[b"http/1.1"])?,
+            options: HttpOptions::new(common.header_timeout, common.body_timeout),
+        })
+    }
+}
+
 /// Serves `app` on `listener` until `token` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    listening: Listening,
     token: CancellationToken,
-) -> std::io::Result<()> {
+) {
     if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "serving /healthz, /readyz and /metrics");
+        let tls = listening.acceptor.is_tls();
+        tracing::info!(%address, tls, "serving /healthz, /readyz and /metrics");
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
+    let Listening { acceptor, options } = listening;
+    emberline_listen::http::serve(listener, app(state), acceptor, options, token).await;
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigError;
 use crate::detector::rules::LoadError;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Listening};
 use crate::kafka::GroupConsumer;
 use crate::metrics::Metrics;
 
@@ -31,6 +31,8 @@ pub enum RoleError {
     Database(#[from] sqlx::Error),
     #[error("the database migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot set up TLS for the HTTP listener: {0}")]
+    Tls(#[from] emberline_listen::TlsError),
 }
 
 /// Retry timing for transient failures: exponential with jitter, 100 ms up to [`MAX_BACKOFF`],
@@ -90,7 +92,7 @@ where
 
 /// Starts the HTTP side and the lag reporter; both end when `token` is cancelled.
 pub fn background(
-    listener: tokio::net::TcpListener,
+    (listener, listening): (tokio::net::TcpListener, Listening),
     state: AppState,
     consumer: &GroupConsumer,
     lag_interval: Duration,
@@ -98,12 +100,7 @@ pub fn background(
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     let metrics = state.metrics.clone();
-    let serving = token.clone();
-    tasks.spawn(async move {
-        if let Err(error) = http::serve(listener, state, serving).await {
-            tracing::error!(%error, "the HTTP listener failed");
-        }
-    });
+    tasks.spawn(http::serve(listener, state, listening, token.clone()));
     let (consumer, token) = (consumer.clone(), token.clone());
     tasks.spawn(async move {
         loop {

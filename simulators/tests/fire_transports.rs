@@ -91,6 +91,8 @@ async fn agent() -> Agent {
             max_packet_bytes: 64 * 1024,
             max_inflight: 50,
             connect_timeout: Duration::from_secs(5),
+            packet_timeout: Duration::from_secs(10),
+            idle_timeout: None,
         },
     };
     tokio::spawn(serve(mqtt, context, stop.clone()));

@@ -6,6 +6,10 @@
 //! - [`TestBroker::start`]: a private broker a test may `kill -9` and restart.
 //! - [`TestDb::create`]: a fresh PostgreSQL database on `DATABASE_URL`, dropped afterwards.
 //! - [`wait_until`]: poll a condition with a deadline instead of sleeping.
+//! - [`Process`]: a service binary as a process, its debug-level JSON logs kept in a file.
+//! - [`security`]: what the security tests share — [`Certs`] (a CA and a certificate it
+//!   signed), [`assert_cut_off`] (a slow client must be disconnected within its bound),
+//!   [`assert_no_secrets`] (in logs and metrics), [`free_address`].
 //! - [`init_logs`]: quiet unless `TEST_LOG` is set.
 //!
 //! Helpers panic with a clear message when the environment is broken: a test that cannot get
@@ -15,6 +19,8 @@
 
 mod broker;
 mod db;
+mod process;
+pub mod security;
 mod wait;
 
 use std::sync::Once;
@@ -23,6 +29,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use broker::{TestBroker, create_topic, create_topics, reader_from_beginning, shared_broker};
 pub use db::TestDb;
 pub use emberline_stack::broker::free_port;
+pub use process::Process;
+pub use security::{
+    Certs, SLOW_HANDSHAKES, SLOW_HEADS, assert_auth, assert_cut_off, assert_no_secrets,
+    assert_secrets_kept, assert_slow_http_clients_cut_off, assert_tls_listener, closed_within,
+    curl, first_answer, free_address, trickle,
+};
 pub use wait::{wait_until, wait_until_blocking};
 
 /// Installs a tracing subscriber once per process; silent unless `TEST_LOG` is set (its value,

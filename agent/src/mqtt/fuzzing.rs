@@ -287,6 +287,8 @@ mod tests {
             max_packet_bytes: 16 + 0x40 * 64,
             max_inflight: 3,
             connect_timeout: Duration::from_secs(5),
+            packet_timeout: Duration::from_secs(10),
+            idle_timeout: None,
         };
         let talk = connection(&stream, &config, datetime!(2025-05-24 18:05 UTC));
         assert_eq!(talk.level, Some(5));
@@ -305,6 +307,8 @@ mod tests {
             max_packet_bytes: 16 + 0x40 * 64,
             max_inflight,
             connect_timeout: Duration::from_secs(5),
+            packet_timeout: Duration::from_secs(10),
+            idle_timeout: None,
         }
     }
 

@@ -10,8 +10,9 @@
 //!   the handshake and CONNECT together must arrive within the connect timeout.
 //! - `session` owns the socket: it reads whole packets only (a packet over
 //!   `max_packet_bytes`, fixed header included, ends the connection from its header), enforces
-//!   the connect timeout and keep-alive, and hands the versions runs of at most `max_inflight`
-//!   packets.
+//!   the connect timeout, the keep-alive (under keep-alive 0, the idle limit) and the packet
+//!   timeout (a packet begun must be whole within it, whatever the keep-alive), and hands the
+//!   versions runs of at most `max_inflight` packets.
 //! - `ingest` is what both versions share: username/password against the device tokens,
 //!   topic `sensors/{source_name}/readings` and payload validation, the rejected table, the
 //!   group commit, metrics and alerts. The versions only turn its outcomes into packets.
@@ -79,6 +80,16 @@ pub struct MqttConfig {
     pub max_inflight: usize,
     /// How long a new connection may take to finish its TLS handshake and send CONNECT.
     pub connect_timeout: Duration,
+    /// Once a packet's first byte has arrived, how long the rest may take, whatever the
+    /// keep-alive (which bounds silence between packets, and nothing at all when it is 0): a
+    /// client stalling halfway through a packet is disconnected (MQTT 5: DISCONNECT 0x8D).
+    pub packet_timeout: Duration,
+    /// How long a connection that asked for keep-alive 0 may stay silent before it is closed
+    /// (MQTT 5: DISCONNECT 0x8D); `None`: for ever, as keep-alive 0 asks. It reclaims the
+    /// connections of devices that vanished without closing them (power cut, NAT mapping
+    /// dropped); a live device reconnects when it next publishes and loses nothing, since no
+    /// session outlives its connection. Connections with a keep-alive keep 1.5 × theirs.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl MqttConfig {
@@ -140,7 +151,8 @@ async fn connection(
         .acceptor
         .accept(stream, context.config.connect_timeout)
         .await?;
-    let mut transport = Transport::new(stream, context.config.max_packet_bytes);
+    let config = &context.config;
+    let mut transport = Transport::new(stream, config.max_packet_bytes, config.packet_timeout);
     let level = tokio::time::timeout_at(deadline, transport.connect())
         .await
         .map_err(|_| Close::ConnectTimeout)??;

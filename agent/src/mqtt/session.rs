@@ -20,8 +20,12 @@ pub enum Close {
     Io(#[from] std::io::Error),
     #[error("no CONNECT in time")]
     ConnectTimeout,
-    #[error("keep-alive expired")]
-    KeepAlive,
+    /// No packet within the keep-alive (1.5 × the client's), or, under keep-alive 0, within
+    /// the idle limit.
+    #[error("no packet for {0:?}: keep-alive expired")]
+    KeepAlive(Duration),
+    #[error("a packet did not arrive whole within {0:?} of its first byte")]
+    PacketTimeout(Duration),
     #[error("the listener is shutting down")]
     Shutdown,
     #[error("the first packet is not CONNECT")]
@@ -71,10 +75,15 @@ pub enum Violation {
     Unexpected(&'static str),
 }
 
-/// The keep-alive limit: MQTT 3.1.1 §3.1.2.10 and MQTT 5 §3.1.2.10 both allow one and a half
-/// keep-alive periods without a packet; 0 turns it off.
-pub fn idle_limit(keep_alive_secs: u16) -> Option<Duration> {
-    (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500))
+/// The longest silence allowed: MQTT 3.1.1 §3.1.2.10 and MQTT 5 §3.1.2.10 both allow one and
+/// a half keep-alive periods without a packet. Keep-alive 0 turns that off; a server may still
+/// close a connection it finds inactive (the same sections), so `keep_alive_0` (the idle limit,
+/// `None` for none) bounds it instead.
+pub fn idle_limit(keep_alive_secs: u16, keep_alive_0: Option<Duration>) -> Option<Duration> {
+    match keep_alive_secs {
+        0 => keep_alive_0,
+        secs => Some(Duration::from_millis(u64::from(secs) * 1500)),
+    }
 }
 
 #[derive(Debug)]
@@ -86,18 +95,22 @@ pub struct Transport {
     write: BytesMut,
     /// Largest whole packet (fixed header included) accepted from the client.
     max_packet: usize,
+    /// Once a packet has begun, how long the rest of it may take, whatever the keep-alive: a
+    /// client that stalls halfway through a packet is disconnected.
+    packet_timeout: Duration,
     /// An error found behind packets already decoded: those are answered first, then this ends
     /// the connection.
     pending: Option<Close>,
 }
 
 impl Transport {
-    pub fn new(stream: Stream, max_packet: usize) -> Self {
+    pub fn new(stream: Stream, max_packet: usize, packet_timeout: Duration) -> Self {
         Self {
             stream,
             read: BytesMut::with_capacity(4096),
             write: BytesMut::with_capacity(1024),
             max_packet,
+            packet_timeout,
             pending: None,
         }
     }
@@ -119,6 +132,8 @@ impl Transport {
 
     /// Waits (at most `idle`, unless `shutdown` comes first) for one whole packet, then decodes it
     /// and those already read behind it, at most `max` in all: the run a version answers at once.
+    /// Once the packet has begun it must be whole within the packet timeout, even when `idle`
+    /// is longer or `None`.
     pub async fn batch<P>(
         &mut self,
         decode: impl FnMut(&mut BytesMut) -> Result<P, Close>,
@@ -142,11 +157,22 @@ impl Transport {
         }
     }
 
+    /// The packet's clock starts with its first byte, or now when part of it was read with the
+    /// run before (then it also covers the time that run took to answer).
     async fn whole_packet(&mut self) -> Result<(), Close> {
-        while self.frame()?.is_none() {
+        if self.read.is_empty() {
             self.fill().await?;
         }
-        Ok(())
+        let limit = self.packet_timeout;
+        let rest = async {
+            while self.frame()?.is_none() {
+                self.fill().await?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(limit, rest)
+            .await
+            .map_err(|_| Close::PacketTimeout(limit))?
     }
 
     fn frame(&self) -> Result<Option<usize>, Close> {
@@ -245,7 +271,7 @@ async fn within<T>(
     match limit {
         Some(limit) => tokio::time::timeout(limit, work)
             .await
-            .map_err(|_| Close::KeepAlive)?,
+            .map_err(|_| Close::KeepAlive(limit))?,
         None => work.await,
     }
 }

@@ -22,7 +22,7 @@ pub async fn serve(
         return Err(Close::NotConnect);
     };
     accept(&mut transport, &ingest, &connect).await?;
-    let idle = idle_limit(connect.keep_alive);
+    let idle = idle_limit(connect.keep_alive, ingest.context.config.idle_timeout);
     loop {
         let packets = transport
             .batch(decode, ingest.max_inflight(), idle, shutdown)

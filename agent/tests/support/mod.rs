@@ -94,6 +94,8 @@ pub async fn listener(tokens: Option<&str>, max_buffer_bytes: u64) -> Listener {
             max_packet_bytes: MAX_PACKET_BYTES,
             max_inflight: MAX_INFLIGHT,
             connect_timeout: Duration::from_secs(5),
+            packet_timeout: Duration::from_secs(10),
+            idle_timeout: None,
         },
     };
     let shutdown = CancellationToken::new();

@@ -12,6 +12,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use emberline_core::AgentId;
 use emberline_core::batch::{BATCH_CONTENT_TYPE, Heartbeat};
+use emberline_listen::http::is_body_timeout;
 use serde_json::{Value, json};
 
 use super::{AppState, MAX_HEARTBEAT_BYTES};
@@ -134,6 +135,7 @@ async fn receive(
             BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
                 ApiError::TooLarge { limit: max }
             }
+            other if is_body_timeout(&other) => ApiError::BodyTimeout(shared.body_timeout),
             other => ApiError::malformed(format!("the body could not be read: {other}")),
         })?;
     Ok(Received {

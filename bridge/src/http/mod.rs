@@ -37,6 +37,8 @@ pub struct Shared {
     pub max_body_bytes: u64,
     pub max_batch_bytes: u64,
     pub retry_after_seconds: u32,
+    /// `--body-timeout`, named in the 408 a slow body gets (the listener enforces it).
+    pub body_timeout: std::time::Duration,
     /// Bounds the bytes all requests hold at once, so many agents cannot exhaust memory.
     pub in_flight: InFlight,
     pub metrics: Metrics,
@@ -57,6 +59,7 @@ impl AppState {
             max_body_bytes: config.max_body_bytes,
             max_batch_bytes: config.max_batch_bytes,
             retry_after_seconds: config.retry_after_seconds,
+            body_timeout: config.body_timeout,
             in_flight: InFlight::new(in_flight),
             metrics: Metrics::new(),
         }))

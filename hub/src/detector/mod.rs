@@ -29,7 +29,7 @@ use crate::config::{
     Common, ConfigError, DEFAULT_ANOMALY_TOPIC, DEFAULT_RAW_DLQ_TOPIC, DEFAULT_RAW_TOPIC,
     check_topic, parse_duration,
 };
-use crate::http::{AppState, Ready, ReadyFuture};
+use crate::http::{AppState, Listening, Ready, ReadyFuture};
 use crate::kafka::{DeadLetter, GroupConsumer, OutRecord, Producer};
 use crate::metrics::Metrics;
 use crate::role::{self, RoleError};
@@ -109,6 +109,8 @@ pub struct Detector {
     producer: Producer,
     rules: SharedRules,
     metrics: Arc<Metrics>,
+    /// The HTTP side's TLS and bounds, checked at start.
+    listening: Listening,
 }
 
 impl Detector {
@@ -116,6 +118,7 @@ impl Detector {
     pub fn new(config: DetectConfig) -> Result<Self, RoleError> {
         config.validate()?;
         let profile = rules::load(config.rules.as_deref(), &config.profile)?;
+        let listening = Listening::new(&config.common)?;
         let metrics = Arc::new(Metrics::new());
         metrics.rules_version(&profile.version);
         metrics.rules_file_valid.set(1);
@@ -129,6 +132,7 @@ impl Detector {
             producer,
             rules: SharedRules::new(profile),
             metrics,
+            listening,
         })
     }
 
@@ -159,7 +163,7 @@ impl Detector {
         // Before anything answers: a SIGHUP must never find the process without its handler.
         let hangups = self.config.rules.is_some().then(rules::hangups).flatten();
         let mut tasks = role::background(
-            listener,
+            (listener, self.listening.clone()),
             state,
             &self.consumer,
             self.config.common.lag_interval,

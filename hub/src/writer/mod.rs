@@ -33,7 +33,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, Failure};
-use crate::http::{AppState, Ready, ReadyFuture};
+use crate::http::{AppState, Listening, Ready, ReadyFuture};
 use crate::kafka::{DeadLetter, GroupConsumer, Producer};
 use crate::metrics::Metrics;
 use crate::role::{self, RoleError};
@@ -48,6 +48,8 @@ pub struct Writer {
     producer: Producer,
     pool: PgPool,
     metrics: Arc<Metrics>,
+    /// The HTTP side's TLS and bounds, checked at start.
+    listening: Listening,
 }
 
 /// How a batch's transaction ended.
@@ -61,6 +63,8 @@ impl Writer {
     /// Checks the configuration, migrates when asked, and subscribes.
     pub async fn new(config: WriteConfig) -> Result<Self, RoleError> {
         config.validate()?;
+        // Before the database: a bad certificate must stop the start, not follow migrations.
+        let listening = Listening::new(&config.common)?;
         let pool = db::pool(config.database_url.expose(), config.max_connections)?;
         if config.migrate {
             db::migrate(&pool).await?;
@@ -80,6 +84,7 @@ impl Writer {
             producer,
             pool,
             metrics: Arc::new(Metrics::new()),
+            listening,
         })
     }
 
@@ -95,7 +100,8 @@ impl Writer {
     ) -> Result<(), RoleError> {
         let state = AppState::new(self.metrics.clone(), Arc::new(self.readiness()));
         let lag_interval = self.config.common.lag_interval;
-        let mut tasks = role::background(listener, state, &self.consumer, lag_interval, &token);
+        let http = (listener, self.listening.clone());
+        let mut tasks = role::background(http, state, &self.consumer, lag_interval, &token);
         if let Some(max_age) = self.config.retention {
             let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
             let (batch, every) = (self.config.retention_batch, self.config.retention_every);

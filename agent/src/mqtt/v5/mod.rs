@@ -83,7 +83,7 @@ async fn session(
     keep_alive: u16,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
-    let idle = idle_limit(keep_alive);
+    let idle = idle_limit(keep_alive, ingest.context.config.idle_timeout);
     loop {
         let packets = transport
             .batch(decode, ingest.max_inflight(), idle, shutdown)

@@ -160,7 +160,8 @@ pub fn disconnect(close: &Close) -> Option<Disconnect> {
         Close::Protocol(
             Violation::EmptyTopic | Violation::NoTopicFilters | Violation::Unexpected(_),
         ) => Code::ProtocolError,
-        Close::KeepAlive => Code::KeepAliveTimeout,
+        // No reason code names a stalled packet; it is the connection going quiet all the same.
+        Close::KeepAlive(_) | Close::PacketTimeout(_) => Code::KeepAliveTimeout,
         Close::Shutdown => Code::ServerShuttingDown,
         Close::BufferFailed => Code::UnspecifiedError,
         Close::Encode(_) => Code::ImplementationSpecificError,

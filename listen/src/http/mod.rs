@@ -1,36 +1,57 @@
-//! The HTTP/1.1 accept loop the agent and the bridge serve their routers with.
+//! The HTTP/1.1 accept loop every Emberline service serves its router with (agent, bridge, hub
+//! roles, dashboard).
 //!
 //! `axum::serve` has no header-read timeout (it gives hyper no timer), so a client that sends
 //! half a request head and stalls keeps its connection and task forever. Here hyper gets a timer
-//! and [`HttpOptions::header_read_timeout`]; a TLS handshake has its own bound.
+//! and [`HttpOptions::header_read_timeout`]; a TLS handshake has its own bound, and a request's
+//! body must arrive within [`HttpOptions::body_timeout`] of its head ([`body`]: 408, then the
+//! connection is closed). Responses are never bounded: a long-lived one (the dashboard's
+//! Server-Sent Events) streams for as long as the handler keeps it open.
+
+mod body;
 
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::Acceptor;
+pub use body::{BODY_TIMEOUT_CODE, is_body_timeout};
 
-/// Bounds on what a client may take before it has sent a request.
+/// Bounds on how long a client may take to send a request: slow clients cannot hold
+/// connections (and their tasks) open.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpOptions {
     /// From the connection (or the end of the previous response) to a whole request head;
-    /// past it hyper closes the connection (HTTP 408 if nothing was read yet).
+    /// past it hyper closes the connection (HTTP 408 if nothing was read yet). Also the bound
+    /// on an idle keep-alive connection.
     pub header_read_timeout: Duration,
     /// From accept to a finished TLS handshake.
     pub handshake_timeout: Duration,
+    /// From the end of a request head to the last byte of its body, however it trickles in:
+    /// past it the request is answered 408 and the connection closed. Bodies that must cross a
+    /// slow link whole (the bridge's batches) set the pace for this bound.
+    pub body_timeout: Duration,
+}
+
+impl HttpOptions {
+    /// The handshake shares the header-read bound: both are "the client has not yet said what
+    /// it wants".
+    pub fn new(header_timeout: Duration, body_timeout: Duration) -> Self {
+        Self {
+            header_read_timeout: header_timeout,
+            handshake_timeout: header_timeout,
+            body_timeout,
+        }
+    }
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-        }
+        Self::new(Duration::from_secs(10), Duration::from_secs(30))
     }
 }
 
@@ -60,7 +81,10 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request| {
+            body::answer(router.clone(), request, options.body_timeout, peer)
+        });
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let stream = match acceptor.accept(tcp, options.handshake_timeout).await {
