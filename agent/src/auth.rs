@@ -1,7 +1,7 @@
 //! Device tokens: who may send readings.
 //!
-//! A tokens file has one device per line, `name token`; `#` starts a comment. HTTP devices send
-//! `Authorization: Bearer <token>`; MQTT devices send the name as username and the token as
+//! The tokens file's format is [`emberline_core::tokens`]: one `name token` per line. HTTP devices
+//! send `Authorization: Bearer <token>`; MQTT devices send the name as username and the token as
 //! password. With no file configured every device is accepted (and the agent says so at start).
 
 use std::collections::HashMap;
@@ -38,18 +38,10 @@ impl Tokens {
         Self::parse(&text).map_err(|line| TokensError::Line { path: shown, line })
     }
 
-    /// Parses the file's text; the error is the bad line's number.
+    /// Parses the file's text ([`emberline_core::tokens`]); the error is the bad line's number.
     pub fn parse(text: &str) -> Result<Self, usize> {
         let mut tokens = Self::default();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            let (Some(name), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(index + 1);
-            };
+        for (name, token) in emberline_core::tokens::parse_tokens(text)? {
             tokens.by_token.insert(token.to_owned(), name.to_owned());
             tokens
                 .by_name

@@ -7,6 +7,7 @@
 //!   [`ReadingId`], the agent that took it in, when and how, and, once the detector has seen it,
 //!   its [`Classification`].
 //! - [`batch`]: what an agent sends its bridge — NDJSON batches of envelopes, heartbeats.
+//! - [`tokens`]: the device tokens file, read by the agent and by the simulators.
 //! - [`rules`]: the rules engine (design §4). A [`Profile`] is data (TOML); classifying is a plain
 //!   synchronous function of (profile, measurements), with no clock and no IO.
 //!
@@ -22,6 +23,7 @@ pub mod batch;
 pub mod envelope;
 pub mod reading;
 pub mod rules;
+pub mod tokens;
 
 pub use envelope::{
     AgentId, Classification, ENVELOPE_VERSION, Envelope, EnvelopeError, Intensity, Protocol,

@@ -1,6 +1,6 @@
-//! Device tokens as the agent reads them (`agent/src/auth.rs`): one `name token` per line, `#`
-//! starts a comment. A simulated sensor sends its own: as `Authorization: Bearer` over HTTP, as
-//! username (its name) and password over MQTT.
+//! Device tokens as the agent reads them (the format is [`emberline_core::tokens`]). A simulated
+//! sensor sends its own: as `Authorization: Bearer` over HTTP, as username (its name) and
+//! password over MQTT.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,20 +26,13 @@ impl DeviceTokens {
         })
     }
 
-    /// Parses a tokens file's text; the error is the bad line's number.
+    /// Parses a tokens file's text ([`emberline_core::tokens`]); the error is the bad line's
+    /// number.
     pub fn parse(text: &str) -> Result<Self, usize> {
-        let mut by_name = HashMap::new();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            let (Some(name), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(index + 1);
-            };
-            by_name.insert(name.to_owned(), SecretString::from(token.to_owned()));
-        }
+        let by_name = emberline_core::tokens::parse_tokens(text)?
+            .into_iter()
+            .map(|(name, token)| (name.to_owned(), SecretString::from(token.to_owned())))
+            .collect();
         Ok(Self { by_name })
     }
 

@@ -16,6 +16,7 @@ use super::decode::{Rows, latest_per_agent, latest_per_sensor};
 use crate::kafka::DeadLetter;
 
 type Tx = Transaction<'static, Postgres>;
+type Query = sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments>;
 
 /// Writes `rows` in one transaction; nothing is written unless everything is.
 #[tracing::instrument(skip_all, fields(
@@ -191,30 +192,33 @@ impl ClassColumns {
         }
         c
     }
+
+    /// Binds `$1..=$7` in field order (all but `detected`, which is returned).
+    fn bind(self, query: Query) -> (Query, Vec<OffsetDateTime>) {
+        let query = query
+            .bind(self.ids)
+            .bind(self.sources)
+            .bind(self.observed)
+            .bind(self.intensities)
+            .bind(self.confidences)
+            .bind(self.fired)
+            .bind(self.versions);
+        (query, self.detected)
+    }
 }
 
 async fn insert_classifications(tx: &mut Tx, classified: &[&Envelope]) -> Result<(), sqlx::Error> {
     if classified.is_empty() {
         return Ok(());
     }
-    let c = ClassColumns::new(classified);
-    sqlx::query(
+    let (query, detected) = ClassColumns::new(classified).bind(sqlx::query(
         "INSERT INTO classifications (reading_id, source_name, observed_at, intensity,
             confidence_score, rules_fired, rules_version, detected_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[],
             $5::float8[], $6::jsonb[], $7::text[], $8::timestamptz[])
          ON CONFLICT (reading_id) DO NOTHING",
-    )
-    .bind(c.ids)
-    .bind(c.sources)
-    .bind(c.observed)
-    .bind(c.intensities)
-    .bind(c.confidences)
-    .bind(c.fired)
-    .bind(c.versions)
-    .bind(c.detected)
-    .execute(&mut **tx)
-    .await?;
+    ));
+    query.bind(detected).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -223,8 +227,7 @@ async fn update_sensor_intensity(tx: &mut Tx, latest: &[&Envelope]) -> Result<()
     if latest.is_empty() {
         return Ok(());
     }
-    let c = ClassColumns::new(latest);
-    sqlx::query(
+    let (query, _) = ClassColumns::new(latest).bind(sqlx::query(
         "UPDATE sensors s SET classified_reading_id = u.reading_id,
             classified_observed_at = u.observed_at, intensity = u.intensity,
             confidence_score = u.confidence_score, rules_fired = u.rules_fired,
@@ -237,16 +240,8 @@ async fn update_sensor_intensity(tx: &mut Tx, latest: &[&Envelope]) -> Result<()
            AND (s.classified_observed_at IS NULL
                 OR (s.classified_observed_at, s.classified_reading_id)
                    < (u.observed_at, u.reading_id))",
-    )
-    .bind(c.ids)
-    .bind(c.sources)
-    .bind(c.observed)
-    .bind(c.intensities)
-    .bind(c.confidences)
-    .bind(c.fired)
-    .bind(c.versions)
-    .execute(&mut **tx)
-    .await?;
+    ));
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -276,28 +271,33 @@ impl HeartbeatColumns {
         }
         c
     }
+
+    /// Binds `$1..=$6` in field order.
+    fn bind(self, query: Query) -> Query {
+        query
+            .bind(self.agents)
+            .bind(self.sent)
+            .bind(self.versions)
+            .bind(self.depths)
+            .bind(self.bytes)
+            .bind(self.ages)
+    }
 }
 
 async fn insert_heartbeats(tx: &mut Tx, heartbeats: &[&Heartbeat]) -> Result<(), sqlx::Error> {
     if heartbeats.is_empty() {
         return Ok(());
     }
-    let c = HeartbeatColumns::new(heartbeats);
-    sqlx::query(
-        "INSERT INTO agent_heartbeats (agent_id, sent_at, version, buffer_depth, buffer_bytes,
+    HeartbeatColumns::new(heartbeats)
+        .bind(sqlx::query(
+            "INSERT INTO agent_heartbeats (agent_id, sent_at, version, buffer_depth, buffer_bytes,
             oldest_buffered_age_seconds)
          SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::int8[],
             $5::int8[], $6::float8[])
          ON CONFLICT (agent_id, sent_at) DO NOTHING",
-    )
-    .bind(c.agents)
-    .bind(c.sent)
-    .bind(c.versions)
-    .bind(c.depths)
-    .bind(c.bytes)
-    .bind(c.ages)
-    .execute(&mut **tx)
-    .await?;
+        ))
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -305,9 +305,9 @@ async fn upsert_agents(tx: &mut Tx, latest: &[&Heartbeat]) -> Result<(), sqlx::E
     if latest.is_empty() {
         return Ok(());
     }
-    let c = HeartbeatColumns::new(latest);
-    sqlx::query(
-        "INSERT INTO agents (agent_id, last_seen_at, version, buffer_depth, buffer_bytes,
+    HeartbeatColumns::new(latest)
+        .bind(sqlx::query(
+            "INSERT INTO agents (agent_id, last_seen_at, version, buffer_depth, buffer_bytes,
             oldest_buffered_age_seconds)
          SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::int8[],
             $5::int8[], $6::float8[])
@@ -317,15 +317,9 @@ async fn upsert_agents(tx: &mut Tx, latest: &[&Heartbeat]) -> Result<(), sqlx::E
             oldest_buffered_age_seconds = EXCLUDED.oldest_buffered_age_seconds,
             updated_at = now()
          WHERE agents.last_seen_at < EXCLUDED.last_seen_at",
-    )
-    .bind(c.agents)
-    .bind(c.sent)
-    .bind(c.versions)
-    .bind(c.depths)
-    .bind(c.bytes)
-    .bind(c.ages)
-    .execute(&mut **tx)
-    .await?;
+        ))
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
