@@ -37,9 +37,10 @@ fn stats_and_export_show_what_is_buffered() {
             }
         })
         .collect();
+    let first = store.next_seq();
     store.append(&[items]).unwrap();
     store
-        .quarantine(&[1], "refused by the bridge", now)
+        .quarantine(&[first], "refused by the bridge", now)
         .unwrap();
     drop(store);
 
@@ -75,7 +76,10 @@ fn stats_and_export_show_what_is_buffered() {
         .collect();
     assert_eq!(
         ids,
-        ["a:edge-9:2", "a:edge-9:3"],
+        [
+            format!("a:edge-9:{}", first + 1),
+            format!("a:edge-9:{}", first + 2)
+        ],
         "oldest first, quarantined one left out"
     );
 

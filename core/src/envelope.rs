@@ -99,7 +99,9 @@ impl fmt::Display for AgentId {
 ///   Unix nanoseconds): a device retrying — through any agent — produces the same id, while a
 ///   device whose counter restarted (a reboot, new firmware) does not collide with its own past
 ///   readings, which would otherwise be dropped as duplicates.
-/// - `a:{agent_id}:{buffer_seq}` otherwise: the agent's durable buffer sequence.
+/// - `a:{agent_id}:{buffer_seq}` otherwise: the agent's durable buffer sequence, which a buffer
+///   that starts empty begins at a random 19-digit number, so that a new buffer (the old one
+///   drained, lost or set aside as damaged) does not repeat the ids of readings sent before.
 ///
 /// The prefixes keep the two forms apart; in the device form the sequence and timestamp are the
 /// last two `:`-separated parts, so a `source_name` containing `:` stays unambiguous.

@@ -3,8 +3,12 @@
 //! # Invariants
 //! - A reading is in `readings` from the commit that acknowledged it until the bridge has
 //!   acknowledged it ([`Store::remove`]) or it is moved to `quarantine`; nothing else deletes.
-//! - `seq` only grows (AUTOINCREMENT keeps it growing across deletes and restarts), so reading
-//!   in `seq` order is arrival order, and one sensor's readings stay in order.
+//! - `seq` only grows while the buffer holds readings, so reading in `seq` order is arrival
+//!   order, and one sensor's readings stay in order.
+//! - A buffer that holds no readings when it is opened (new, drained, or a damaged one set aside)
+//!   starts `seq` at a random point of a range of 3·10^18 ([`fresh_seq`]). Readings the agent numbers
+//!   itself (`a:{agent}:{seq}`) therefore never get the id of a reading forwarded before: the
+//!   hub's `ON CONFLICT DO NOTHING` would take it for a duplicate and drop it.
 //! - The byte cap is checked before a request is written: a full buffer refuses new readings,
 //!   it never evicts old ones.
 
@@ -18,11 +22,15 @@ use time::OffsetDateTime;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS readings (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    reading_id TEXT NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY,
+    reading_id TEXT NOT NULL,
     received_at_ns INTEGER NOT NULL,
     envelope BLOB NOT NULL
 );
+-- A device that numbers its readings (`d:` ids) may send one again; it is stored once. Ids the
+-- agent makes from `seq` are unique already and stay out of the index (a B-tree insert per row).
+CREATE UNIQUE INDEX IF NOT EXISTS readings_device_ids ON readings (reading_id)
+    WHERE reading_id GLOB 'd:*';
 CREATE TABLE IF NOT EXISTS quarantine (
     seq INTEGER PRIMARY KEY,
     reading_id TEXT NOT NULL,
@@ -217,18 +225,13 @@ impl Store {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        let last: Option<u64> = conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'readings'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?;
+        let last: Option<u64> =
+            conn.query_row("SELECT MAX(seq) FROM readings", [], |row| row.get(0))?;
         Ok(Self {
             checkpointer: None,
             conn,
             config,
-            next_seq: last.unwrap_or(0) + 1,
+            next_seq: last.map_or_else(fresh_seq, |last| last + 1),
             depth,
             bytes,
         })
@@ -293,7 +296,7 @@ impl Store {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO readings (seq, reading_id, received_at_ns, envelope) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (reading_id) DO NOTHING",
+                 ON CONFLICT DO NOTHING",
             )?;
             for request in requests {
                 let envelopes: Vec<(u64, ReadingId, Vec<u8>)> = request
@@ -491,6 +494,11 @@ impl Store {
         self.depth
     }
 
+    /// The `seq` the next reading will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -507,8 +515,45 @@ fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {
             Some(check),
         ));
     }
+    drop_empty_autoincrement_table(&conn)?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
+}
+
+/// Buffers made by earlier agents number readings with AUTOINCREMENT and index every id, which
+/// costs each commit two more pages and each reading two more B-tree writes; an empty one is made
+/// again in today's shape. One that still holds readings keeps its table (it works the same, only
+/// slower) until it is empty at a start.
+fn drop_empty_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'readings'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if sql.is_some_and(|sql| sql.contains("AUTOINCREMENT")) {
+        let empty: bool =
+            conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM readings)", [], |row| {
+                row.get(0)
+            })?;
+        if empty {
+            conn.execute_batch("DROP TABLE readings")?;
+        }
+    }
+    Ok(())
+}
+
+/// The first `seq` of a buffer that holds nothing: random in [10^18, 4·10^18), so that a new
+/// buffer's ids do not repeat those of one before it, and every id has the same length (19
+/// digits). Two buffers that number n1 and n2 readings overlap with a chance of about
+/// (n1 + n2) / 3·10^18: one in 3·10^8 even after 2^32 readings each. The randomness is the
+/// standard library's hasher keys, which come from the operating system.
+fn fresh_seq() -> u64 {
+    use std::hash::BuildHasher as _;
+    const FIRST: u64 = 1_000_000_000_000_000_000;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    FIRST + random % (3 * FIRST)
 }
 
 /// Renames a damaged buffer and its WAL files out of the way.

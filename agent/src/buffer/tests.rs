@@ -37,27 +37,95 @@ fn config(dir: &tempfile::TempDir, max_bytes: u64) -> StoreConfig {
     }
 }
 
+/// Any `seq` of a fresh buffer: they all have 19 digits, so readings stored under them are the
+/// same size.
+const A_SEQ: u64 = 1_000_000_000_000_000_000;
+
+fn ids(answers: Vec<Result<Vec<Accepted>, Full>>) -> Vec<String> {
+    answers
+        .into_iter()
+        .flat_map(|answer| answer.unwrap())
+        .map(|a| a.reading_id.to_string())
+        .collect()
+}
+
 #[test]
-fn ids_come_from_the_buffer_sequence_and_survive_restart() {
+fn ids_come_from_the_buffer_sequence_and_are_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
-    let first = store.append(&[vec![incoming("a"), incoming("b")]]).unwrap();
-    let ids: Vec<String> = first[0]
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|a| a.reading_id.to_string())
-        .collect();
-    assert_eq!(ids, ["a:edge-1:1", "a:edge-1:2"]);
-    store.remove(&[1, 2]).unwrap();
-    drop(store);
-    // Sequence numbers are never reused, even after the rows are gone.
-    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
-    let next = store.append(&[vec![incoming("c")]]).unwrap();
+    let n = store.next_seq();
+    let first = ids(store.append(&[vec![incoming("a"), incoming("b")]]).unwrap());
     assert_eq!(
-        next[0].as_ref().unwrap()[0].reading_id.as_str(),
-        "a:edge-1:3"
+        first,
+        [format!("a:edge-1:{n}"), format!("a:edge-1:{}", n + 1)]
     );
+    // A restart while readings are held carries on where it was.
+    drop(store);
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    assert_eq!(store.next_seq(), n + 2);
+    store.remove(&[n, n + 1]).unwrap();
+    drop(store);
+    // Empty at a start (everything forwarded), or a new file (the old one deleted or set aside
+    // as damaged): numbering starts somewhere new, so no id repeats one the hub already has
+    // (it would drop the reading as a duplicate).
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let second = ids(store.append(&[vec![incoming("c")]]).unwrap());
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("buffer.db{suffix}")));
+    }
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let third = ids(store.append(&[vec![incoming("d")]]).unwrap());
+    let all: std::collections::HashSet<&String> =
+        first.iter().chain(&second).chain(&third).collect();
+    assert_eq!(all.len(), 4, "{first:?} {second:?} {third:?}");
+}
+
+/// A buffer made by an earlier agent: AUTOINCREMENT and every id in a unique index.
+const OLD_SCHEMA: &str = "
+CREATE TABLE readings (seq INTEGER PRIMARY KEY AUTOINCREMENT, reading_id TEXT NOT NULL UNIQUE,
+    received_at_ns INTEGER NOT NULL, envelope BLOB NOT NULL);
+PRAGMA journal_mode = WAL;";
+
+#[test]
+fn an_earlier_agents_buffer_is_kept_while_it_holds_readings_and_remade_when_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.db");
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(OLD_SCHEMA).unwrap();
+    old.execute(
+        "INSERT INTO readings VALUES (41, 'a:edge-1:41', 0, x'7b7d')",
+        [],
+    )
+    .unwrap();
+    drop(old);
+    let table_sql = || -> String {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'readings'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    assert!(
+        table_sql().contains("AUTOINCREMENT"),
+        "holds a reading: kept"
+    );
+    assert_eq!(store.next_seq(), 42);
+    let retry = Incoming {
+        reading: reading("dev", Some(7)),
+        ..incoming("dev")
+    };
+    store.append(&[vec![retry.clone()], vec![retry]]).unwrap();
+    assert_eq!(store.depth(), 2, "a device's retry is still stored once");
+    store.remove(&[41, 42]).unwrap();
+    drop(store);
+    let store = Store::open(config(&dir, u64::MAX)).unwrap();
+    assert!(!table_sql().contains("AUTOINCREMENT"), "empty: remade");
+    assert!(store.next_seq() >= A_SEQ);
 }
 
 #[test]
@@ -83,7 +151,7 @@ fn a_device_retry_with_the_same_seq_is_stored_once() {
 #[test]
 fn a_full_buffer_refuses_whole_requests_and_keeps_what_it_has() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(config(&dir, stored_size(1, 0) * 3)).unwrap();
+    let mut store = Store::open(config(&dir, stored_size(A_SEQ, 0) * 3)).unwrap();
     let answers = store
         .append(&[
             vec![incoming("s0"), incoming("s0")],
@@ -122,9 +190,10 @@ fn a_damaged_buffer_is_set_aside_not_fatal() {
 fn quarantine_and_rejects_are_kept_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let n = store.next_seq();
     store.append(&[vec![incoming("a"), incoming("b")]]).unwrap();
     let now = datetime!(2025-05-24 18:05 UTC);
-    store.quarantine(&[1], "bridge said 400", now).unwrap();
+    store.quarantine(&[n], "bridge said 400", now).unwrap();
     store
         .reject(
             Protocol::Mqtt,
@@ -136,7 +205,7 @@ fn quarantine_and_rejects_are_kept_and_counted() {
         .unwrap();
     let stats = store.stats().unwrap();
     assert_eq!((stats.depth, stats.quarantined, stats.rejected), (1, 1, 1));
-    assert_eq!(store.peek(10, usize::MAX).unwrap()[0].seq, 2);
+    assert_eq!(store.peek(10, usize::MAX).unwrap()[0].seq, n + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,11 +256,12 @@ proptest! {
     #[test]
     fn the_buffer_behaves_like_a_capped_fifo(ops in prop::collection::vec(op(), 1..40), cap_readings in 3u64..12) {
         let dir = tempfile::tempdir().unwrap();
-        let cap = stored_size(1, 0) * cap_readings;
+        let cap = stored_size(A_SEQ, 0) * cap_readings;
         let mut store = Store::open(config(&dir, cap)).unwrap();
-        // The model: (reading id, stored bytes) in arrival order, and the next sequence number.
+        // The model: (reading id, stored bytes) in arrival order, and the next sequence number
+        // (where a buffer empty at a start begins is random: the model takes it from the store).
         let mut model: VecDeque<(String, u64)> = VecDeque::new();
-        let mut next_seq = 1u64;
+        let mut next_seq = store.next_seq();
         for op in ops {
             match op {
                 Op::Append(sensors) => {
@@ -217,6 +287,10 @@ proptest! {
                 Op::Reopen => {
                     drop(store);
                     store = Store::open(config(&dir, cap)).unwrap();
+                    if model.is_empty() {
+                        next_seq = store.next_seq();
+                    }
+                    prop_assert_eq!(store.next_seq(), next_seq);
                 }
             }
             prop_assert_eq!(store.depth(), model.len() as u64);
