@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use emberline_core::{Intensity, Profile, Reading, ReadingId};
+
+use crate::buffer::Accepted;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use serde_json::json;
 
@@ -118,18 +120,18 @@ pub fn prepare_all<'a>(
         .collect()
 }
 
-/// Publishes prepared alerts once their readings are committed under `ids`.
+/// Publishes prepared alerts once their readings are committed (`accepted`, in the same order).
 pub fn publish_all(
     alerts: Option<&Alerts>,
     pending: Vec<(usize, PendingAlert)>,
-    ids: &[ReadingId],
+    accepted: &[Accepted],
 ) {
     let Some(alerts) = alerts else {
         return;
     };
     for (index, alert) in pending {
-        if let Some(id) = ids.get(index) {
-            alerts.publish(alert, id);
+        if let Some(accepted) = accepted.get(index) {
+            alerts.publish(alert, &accepted.reading_id);
         }
     }
 }

@@ -119,7 +119,7 @@ pub struct Incoming {
 pub struct Prepared {
     /// The id when the device numbers its readings; otherwise it comes from the sequence.
     device_id: Option<ReadingId>,
-    /// `"v":1,"agent_id":…,"reading":{…}}` — the envelope object after its opening brace.
+    /// `{"v":1,"agent_id":…,"reading":{…}}` — the envelope object without its first field.
     tail: Vec<u8>,
     received_at_ns: i64,
 }
@@ -143,9 +143,10 @@ impl Prepared {
             protocol: item.protocol,
             reading: &item.reading,
         };
+        // Room for a typical reading at once, not a series of reallocations.
+        let mut json = Vec::with_capacity(512);
         // Cannot fail: string keys, and no non-finite float in a Reading.
-        let mut json = serde_json::to_vec(&tail).unwrap_or_default();
-        json.remove(0);
+        let _ = serde_json::to_writer(&mut json, &tail);
         let device_id = item.reading.seq().map(|seq| {
             ReadingId::from_device(item.reading.source_name(), seq, item.reading.timestamp())
         });
@@ -159,12 +160,12 @@ impl Prepared {
 
     /// The full envelope once the id is known.
     fn envelope(&self, id: &ReadingId) -> Vec<u8> {
-        let id = serde_json::to_string(id.as_str()).unwrap_or_default();
-        let mut envelope = Vec::with_capacity(self.tail.len() + id.len() + 16);
+        let mut envelope = Vec::with_capacity(self.tail.len() + id.as_str().len() + 24);
         envelope.extend_from_slice(b"{\"reading_id\":");
-        envelope.extend_from_slice(id.as_bytes());
+        // Cannot fail: writing a string into a Vec.
+        let _ = serde_json::to_writer(&mut envelope, id.as_str());
         envelope.push(b',');
-        envelope.extend_from_slice(&self.tail);
+        envelope.extend_from_slice(self.tail.get(1..).unwrap_or_default());
         envelope
     }
 }

@@ -173,8 +173,7 @@ async fn append(state: &AppState, incoming: Vec<Incoming>) -> Result<Vec<Accepte
     match state.buffer.append(incoming).await {
         Ok(accepted) => {
             state.metrics.reading("http", "accepted", n);
-            let ids: Vec<_> = accepted.iter().map(|a| a.reading_id.clone()).collect();
-            publish_all(state.alerts.as_ref(), alerts, &ids);
+            publish_all(state.alerts.as_ref(), alerts, &accepted);
             Ok(accepted)
         }
         Err(BufferError::Full) => {

@@ -131,8 +131,7 @@ impl<'a> Ingest<'a> {
         match self.context.buffer.append(incoming).await {
             Ok(accepted) => {
                 self.context.metrics.reading("mqtt", "accepted", n);
-                let ids: Vec<_> = accepted.into_iter().map(|a| a.reading_id).collect();
-                crate::alerts::publish_all(alerts, pending, &ids);
+                crate::alerts::publish_all(alerts, pending, &accepted);
                 Outcome::Stored
             }
             Err(BufferError::Full) => {
