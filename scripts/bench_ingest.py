@@ -183,7 +183,7 @@ def report(r):
         f"| agent `POST /v1/readings`, NDJSON batches of 1,000 | {r['batch']['rps']:,.1f} req/s = **{batch_rps:,.0f} readings/s**, p99 {r['batch']['p99_ms']:.1f} ms | ≥ 200,000 readings/s |",
         f"| agent resident memory, idle | {r['idle_rss_kib'] / 1024:.1f} MiB | ≤ 15 MiB |",
         f"| agent resident memory at 5,000 readings/s | {r['load_rss_kib'] / 1024:.1f} MiB (peak {r['load_hwm_kib'] / 1024:.1f} MiB) | ≤ 15 MiB |",
-        f"| agent binary, release, stripped | {r['binary_bytes'] / 1e6:.1f} MB | ≤ 10 MB |",
+        f"| agent binary, release, stripped | {r['binary_bytes'] / 1e6:.2f} MB | ≤ 10 MB |",
         "",
         "Status codes: " + ", ".join(f"{k}: {json.dumps(v)}" for k, v in codes.items()),
         "",
