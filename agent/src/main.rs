@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Parser as _;
 use emberline_agent::buffer::{Store, StoreConfig};
 use emberline_agent::config::{BufferCommand, Cli, Command, LogFormat};
@@ -51,11 +51,18 @@ fn buffer(command: BufferCommand) -> Result<()> {
     if !path.exists() {
         anyhow::bail!("no buffer at {}", path.display());
     }
-    let store = Store::open(StoreConfig {
+    let shown = path.display().to_string();
+    let store = Store::inspect(StoreConfig {
         path,
         agent_id: AgentId::parse("inspect").map_err(anyhow::Error::msg)?,
         max_bytes: u64::MAX,
         durability: emberline_agent::buffer::Durability::Full,
+    })
+    .with_context(|| {
+        format!(
+            "cannot read the buffer {shown} (a damaged one is set aside at the agent's next start; \
+             `sqlite3 {shown} .recover` may get its readings out)"
+        )
     })?;
     match command {
         BufferCommand::Stats { .. } => {

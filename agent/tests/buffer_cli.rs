@@ -93,3 +93,28 @@ fn stats_and_export_show_what_is_buffered() {
         "a missing buffer is an error, not a new empty one"
     );
 }
+
+#[test]
+fn a_damaged_buffer_is_reported_and_left_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.db");
+    let garbage = b"this is not a database, it is garbage ".repeat(200);
+    std::fs::write(&path, &garbage).unwrap();
+    for command in ["stats", "export"] {
+        let out = agent()
+            .args(["buffer", command, "--path"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command} on a damaged buffer");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(".recover"), "{command}: {stderr}");
+        // Looking must not change anything: the file is neither set aside nor replaced.
+        assert_eq!(std::fs::read(&path).unwrap(), garbage, "{command}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "{command}"
+        );
+    }
+}

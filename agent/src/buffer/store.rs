@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use emberline_core::{AgentId, Protocol, Reading, ReadingId};
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use super::checkpoint::{Checkpointer, passive_checkpoint};
 use time::OffsetDateTime;
@@ -221,6 +221,18 @@ impl Store {
                 open_checked(&config)?
             }
         };
+        Self::with_connection(conn, config)
+    }
+
+    /// Opens an existing buffer to look at it (`emberline-agent buffer stats|export`): nothing
+    /// is created, made again or set aside, and a damaged file is an error, not a fresh buffer.
+    pub fn inspect(config: StoreConfig) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(&config.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        quick_check(&conn)?;
+        Self::with_connection(conn, config)
+    }
+
+    fn with_connection(conn: Connection, config: StoreConfig) -> Result<Self, StoreError> {
         let (depth, bytes): (u64, u64) = conn.query_row(
             "SELECT COUNT(*), COALESCE(SUM(length(envelope)), 0) FROM readings",
             [],
@@ -509,6 +521,14 @@ fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(&config.path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", config.durability.pragma())?;
+    quick_check(&conn)?;
+    drop_empty_autoincrement_table(&conn)?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// SQLite's `quick_check`; a damaged file is `SQLITE_CORRUPT` with what the check found.
+fn quick_check(conn: &Connection) -> Result<(), rusqlite::Error> {
     let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
     if check != "ok" {
         return Err(rusqlite::Error::SqliteFailure(
@@ -516,9 +536,7 @@ fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {
             Some(check),
         ));
     }
-    drop_empty_autoincrement_table(&conn)?;
-    conn.execute_batch(SCHEMA)?;
-    Ok(conn)
+    Ok(())
 }
 
 /// Buffers made by earlier agents number readings with AUTOINCREMENT and index every id, which
