@@ -8,7 +8,9 @@
 //! batch's `n` records, produced by an idempotent producer with `acks=all`. Anything less — a
 //! failed delivery, a queue full, Kafka slower than `--produce-timeout` — is a `503` with
 //! `Retry-After`, and the agent keeps the batch and retries. A retried batch may be produced twice;
-//! duplicates carry the same `reading_id` and die at PostgreSQL (design §2). A batch with one bad
+//! duplicates carry the same `reading_id` and die at PostgreSQL (design §2) — except a
+//! byte-identical repeat of a batch this process produced recently, which is answered 200 from
+//! memory ([`repeat`]). A batch with one bad
 //! line is refused whole (`400`, naming the line) and nothing of it is produced.
 //!
 //! # Invariants
@@ -29,7 +31,7 @@
 //!
 //! # Layout
 //! [`config`] flags; [`auth`] tokens; [`limit`] the in-flight bytes semaphore; [`body`]
-//! decompression and batch checks; [`kafka`] the producer; [`readiness`]; [`http`] the routes
+//! decompression and batch checks; [`repeat`] batches produced recently; [`kafka`] the producer; [`readiness`]; [`http`] the routes
 //! (`app(state) -> Router`); [`metrics`]; [`server`] start-up and graceful shutdown.
 
 pub mod auth;
@@ -41,6 +43,7 @@ pub mod kafka;
 pub mod limit;
 pub mod metrics;
 pub mod readiness;
+pub mod repeat;
 pub mod server;
 
 pub use config::{Config, ConfigError, LogFormat};

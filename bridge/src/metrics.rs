@@ -17,6 +17,8 @@ pub struct Metrics {
     pub batches: Counter,
     /// Records of those batches.
     pub records: Counter,
+    /// Batches answered 200 without producing them: byte-identical to one produced recently.
+    pub repeated: Counter,
     /// Bytes of those records as produced (decompressed).
     pub produced_bytes: Counter,
     /// Request body bytes received on `/v1/batches`, as sent.
@@ -44,6 +46,7 @@ impl Metrics {
             registry: Registry::with_prefix("emberline_bridge"),
             batches: Counter::default(),
             records: Counter::default(),
+            repeated: Counter::default(),
             produced_bytes: Counter::default(),
             received_bytes: Counter::default(),
             heartbeats: Counter::default(),
@@ -67,6 +70,11 @@ impl Metrics {
             "records",
             "Records of acknowledged batches",
             self.records.clone(),
+        );
+        r.register(
+            "batches_repeated",
+            "Batches sent again after they were produced, answered 200 without producing them",
+            self.repeated.clone(),
         );
         r.register(
             "produced_bytes",

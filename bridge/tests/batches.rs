@@ -261,3 +261,43 @@ async fn probes_tell_alive_from_ready() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(text(response).await.contains("no-such-topic-here"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sent_again_after_it_was_produced_is_answered_without_producing_it_again() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let harness = Harness::new(bootstrap, 3, |_| {}).await;
+    // One sensor: one partition, so the topic's order is the order of production.
+    let lines: Vec<Vec<u8>> = (0..20).map(|n| envelope("edge-1", "ridge-1", n)).collect();
+    let mut one_more = lines.clone();
+    one_more.push(envelope("edge-1", "ridge-1", 20));
+    for batch in [&lines, &lines, &one_more] {
+        let (status, response) = harness.send(batch_request(batch, None)).await;
+        assert_eq!(status, StatusCode::OK);
+        let accepted = serde_json::json!({ "accepted": batch.len() });
+        assert_eq!(json(response).await, accepted);
+    }
+
+    let topic = harness.config.raw_topic.clone();
+    let consumed = read_topic(bootstrap, &topic, READ_WITHIN, |seen| seen.len() >= 41).await;
+    let payloads: Vec<&[u8]> = consumed.iter().map(|r| r.payload.as_slice()).collect();
+    let expected: Vec<&[u8]> = lines.iter().chain(&one_more).map(Vec::as_slice).collect();
+    assert_eq!(
+        payloads, expected,
+        "the repeat is not in the topic; a batch that differs is"
+    );
+
+    let metrics = text(
+        harness
+            .send(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .1,
+    )
+    .await;
+    for line in [
+        "emberline_bridge_batches_total 2",
+        "emberline_bridge_batches_repeated_total 1",
+        "emberline_bridge_records_total 41",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}

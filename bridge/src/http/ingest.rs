@@ -56,14 +56,25 @@ async fn accept_batch(state: &AppState, request: Request) -> Result<usize, ApiEr
         body,
         mut reservation,
     } = received;
-    let (records, reservation) = tokio::task::spawn_blocking(move || {
+    let decoding_state = state.clone();
+    let (records, digest, reservation) = tokio::task::spawn_blocking(move || {
         let batch = body::decompress(body, encoding, max, &mut reservation, retry_after)?;
         let records = body::records(&batch, agent.as_ref())?;
-        Ok::<_, ApiError>((records, reservation))
+        let digest = decoding_state.shared().recent.digest(&batch);
+        Ok::<_, ApiError>((records, digest, reservation))
     })
     .await
     .map_err(|error| ApiError::Internal(format!("batch decoding stopped: {error}")))??;
+    if shared.recent.contains(digest) {
+        shared.metrics.repeated.inc();
+        tracing::debug!(
+            records = records.len(),
+            "batch produced before; answered again"
+        );
+        return Ok(records.len());
+    }
     produce(state, &shared.raw_topic, &records).await?;
+    shared.recent.insert(digest);
     drop(reservation);
     let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
     shared.metrics.batches.inc();

@@ -19,6 +19,7 @@ use crate::kafka::Kafka;
 use crate::limit::InFlight;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::repeat::Recent;
 
 /// Largest heartbeat body; a heartbeat is a few hundred bytes.
 pub const MAX_HEARTBEAT_BYTES: usize = 64 * 1024;
@@ -42,6 +43,8 @@ pub struct Shared {
     /// Bounds the bytes all requests hold at once, so many agents cannot exhaust memory.
     pub in_flight: InFlight,
     pub metrics: Metrics,
+    /// Batches produced recently, so that one sent again is not produced twice.
+    pub recent: Recent,
     readiness: Readiness,
 }
 
@@ -62,6 +65,7 @@ impl AppState {
             body_timeout: config.body_timeout,
             in_flight: InFlight::new(in_flight),
             metrics: Metrics::new(),
+            recent: Recent::default(),
         }))
     }
 
