@@ -141,7 +141,14 @@ impl Forwarder {
         while !shutdown.is_cancelled() {
             let Some(current) = (match ready.take() {
                 Some(batch) => Some(batch),
-                None => self.next_batch(limit, &shutdown).await,
+                None => {
+                    // The next batch starts at the oldest reading: not before the batch just
+                    // delivered is deleted, or it would be the oldest and go out twice.
+                    if let Some(previous) = removing.take() {
+                        let _ = previous.await;
+                    }
+                    self.next_batch(limit, &shutdown).await
+                }
             }) else {
                 continue;
             };

@@ -31,6 +31,10 @@ pub enum ApiError {
     UnsupportedMedia(String),
     #[error("the bridge holds as many bytes as it may (limit {limit}); retry later")]
     Overloaded { limit: usize, retry_after: u32 },
+    /// The same batch is being produced by another request right now (an agent that gave up
+    /// on the first and sent it again); its outcome decides the answer to the retry.
+    #[error("this batch is being produced by an earlier request; retry later")]
+    InProgress { retry_after: u32 },
     #[error("Kafka did not acknowledge every record in time; retry later")]
     Unavailable {
         cause: ProduceError,
@@ -51,6 +55,7 @@ impl ApiError {
             Self::BodyTimeout(_) => emberline_listen::http::BODY_TIMEOUT_CODE,
             Self::UnsupportedMedia(_) => "unsupported_media_type",
             Self::Overloaded { .. } => "overloaded",
+            Self::InProgress { .. } => "in_progress",
             Self::Unavailable { .. } => "kafka_unavailable",
             Self::Internal(_) => "internal",
         }
@@ -64,7 +69,9 @@ impl ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Overloaded { .. } | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::InProgress { .. } | Self::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,7 +113,9 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Overloaded { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
+            Self::Overloaded { retry_after, .. }
+            | Self::InProgress { retry_after }
+            | Self::Unavailable { retry_after, .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}

@@ -19,6 +19,7 @@ use super::{AppState, MAX_HEARTBEAT_BYTES};
 use crate::body::{self, Encoding, Record};
 use crate::error::ApiError;
 use crate::limit::{Overloaded, Reservation};
+use crate::repeat::Seen;
 
 const HEARTBEAT_CONTENT_TYPE: &str = "application/json";
 
@@ -65,16 +66,20 @@ async fn accept_batch(state: &AppState, request: Request) -> Result<usize, ApiEr
     })
     .await
     .map_err(|error| ApiError::Internal(format!("batch decoding stopped: {error}")))??;
-    if shared.recent.contains(digest) {
-        shared.metrics.repeated.inc();
-        tracing::debug!(
-            records = records.len(),
-            "batch produced before; answered again"
-        );
-        return Ok(records.len());
-    }
+    let producing = match shared.recent.check(digest) {
+        Seen::New(producing) => producing,
+        Seen::Produced => {
+            shared.metrics.repeated.inc();
+            tracing::debug!(
+                records = records.len(),
+                "batch produced before; answered again"
+            );
+            return Ok(records.len());
+        }
+        Seen::InFlight => return Err(ApiError::InProgress { retry_after }),
+    };
     produce(state, &shared.raw_topic, &records).await?;
-    shared.recent.insert(digest);
+    producing.produced();
     drop(reservation);
     let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
     shared.metrics.batches.inc();
