@@ -52,13 +52,7 @@ async fn a_batch_reaches_raw_data_keyed_byte_exact_and_in_sensor_order() {
         );
     }
 
-    let metrics = text(
-        harness
-            .send(Request::get("/metrics").body(Body::empty()).unwrap())
-            .await
-            .1,
-    )
-    .await;
+    let metrics = harness.metrics().await;
     assert!(
         metrics.contains("emberline_bridge_records_total 60"),
         "{metrics}"
@@ -155,13 +149,7 @@ async fn malformed_batches_are_refused_whole_and_nothing_is_produced() {
         "a refused record reached Kafka"
     );
 
-    let metrics = text(
-        harness
-            .send(Request::get("/metrics").body(Body::empty()).unwrap())
-            .await
-            .1,
-    )
-    .await;
+    let metrics = harness.metrics().await;
     assert!(
         metrics.contains("emberline_bridge_rejections_total{reason=\"malformed\"} 3"),
         "{metrics}"
@@ -286,13 +274,7 @@ async fn a_batch_sent_again_after_it_was_produced_is_answered_without_producing_
         "the repeat is not in the topic; a batch that differs is"
     );
 
-    let metrics = text(
-        harness
-            .send(Request::get("/metrics").body(Body::empty()).unwrap())
-            .await
-            .1,
-    )
-    .await;
+    let metrics = harness.metrics().await;
     for line in [
         "emberline_bridge_batches_total 2",
         "emberline_bridge_batches_repeated_total 1",

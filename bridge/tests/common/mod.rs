@@ -66,6 +66,12 @@ impl Harness {
         let response = self.app().oneshot(request).await.unwrap();
         (response.status(), response)
     }
+
+    /// The bridge's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        text(self.send(request).await.1).await
+    }
 }
 
 /// Envelope bytes of reading `n` of sensor `source` taken in by `agent`.
