@@ -309,7 +309,7 @@ impl Store {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO readings (seq, reading_id, received_at_ns, envelope) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
+                 ON CONFLICT (reading_id) WHERE reading_id GLOB 'd:*' DO NOTHING",
             )?;
             for request in requests {
                 let envelopes: Vec<(u64, ReadingId, Vec<u8>)> = request

@@ -81,6 +81,22 @@ fn ids_come_from_the_buffer_sequence_and_are_never_reused() {
     assert_eq!(all.len(), 4, "{first:?} {second:?} {third:?}");
 }
 
+#[test]
+fn a_sequence_clash_fails_the_commit_instead_of_a_silent_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    // Only a device's own ids may be dropped as repeats; a clash on `seq` (a bug or a tampered
+    // file) must not acknowledge a reading that was not stored.
+    rusqlite::Connection::open(dir.path().join("buffer.db"))
+        .unwrap()
+        .execute(
+            "INSERT INTO readings VALUES (?1, 'a:other:1', 0, x'7b7d')",
+            [i64::try_from(store.next_seq()).unwrap()],
+        )
+        .unwrap();
+    assert!(store.append(&[vec![incoming("a")]]).is_err());
+}
+
 /// A buffer made by an earlier agent: AUTOINCREMENT and every id in a unique index.
 const OLD_SCHEMA: &str = "
 CREATE TABLE readings (seq INTEGER PRIMARY KEY AUTOINCREMENT, reading_id TEXT NOT NULL UNIQUE,
