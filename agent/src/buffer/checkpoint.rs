@@ -20,8 +20,12 @@ use rusqlite::Connection;
 
 use super::{Durability, StoreError};
 
-/// How often the background thread checkpoints.
-const INTERVAL: Duration = Duration::from_millis(200);
+/// How often the background thread checkpoints. Often, so that little is left for the writer's
+/// own catch-up checkpoint ([`WAL_LIMIT_FRAMES`]), which the next group waits on. Side by side at
+/// 50 connections (three alternating rounds): 200 ms gave 44,226 / 54,400 / 50,111 req/s, 50 ms
+/// 50,224 / 54,516 / 57,886; p99 at 34,000 req/s over 300 connections 9.2 / 11.1 ms against
+/// 6.3 / 7.9 ms.
+const INTERVAL: Duration = Duration::from_millis(50);
 
 /// WAL frames (pages; 4 KiB by default) past which the writer checkpoints by itself: 16 MiB.
 /// Smaller than it could be on purpose: every page lookup searches the WAL's index, one hash
