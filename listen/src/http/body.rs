@@ -1,28 +1,32 @@
 //! The request-body bound: once a request head is in, its whole body must arrive within
 //! [`HttpOptions::body_timeout`](super::HttpOptions::body_timeout), however it trickles.
 //!
-//! The body is wrapped in tower-http's [`DeadlineBody`] (one timer from the end of the head,
-//! never reset by a frame; its `TimeoutBody` resets on every frame, so a client sending a byte
-//! a second would hold the connection for as long as the body is long). A handler reading the
-//! body past the deadline gets an error; axum's `Bytes` extractor would answer that with 400
-//! ("Failed to buffer the request body"), a handler of its own with whatever it maps body errors
-//! to. Whatever the handler answers, a request whose body timed out is answered 408 with
-//! `Connection: close`, so hyper closes the connection after writing it.
+//! The body is wrapped in [`Deadline`]: one deadline from the end of the head, never reset by a
+//! frame (tower-http's `TimeoutBody` resets on every frame, so a client sending a byte a second
+//! would hold the connection for as long as the body is long). Its timer is only made once the
+//! body has to be waited for: a small body that came with its head (nearly every ingest request)
+//! costs no timer at all. A handler reading the body past the deadline gets an error; axum's
+//! `Bytes` extractor would answer that with 400 ("Failed to buffer the request body"), a handler
+//! of its own with whatever it maps body errors to. Whatever the handler answers, a request
+//! whose body timed out is answered 408 with `Connection: close`, so hyper closes the connection
+//! after writing it.
 
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
-use http_body_util::BodyExt as _;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
-use tower_http::timeout::{DeadlineBody, TimeoutError};
 
 /// The machine-readable code of the 408 answer (`{"error": "body_timeout", "message": …}`,
 /// the shape of the agent's and the bridge's other errors).
@@ -33,7 +37,7 @@ pub const BODY_TIMEOUT_CODE: &str = "body_timeout";
 pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(error) = cause {
-        if error.is::<TimeoutError>() {
+        if error.is::<BodyTimeout>() {
             return true;
         }
         cause = error.source();
@@ -53,15 +57,13 @@ pub(super) async fn answer(
         return router.oneshot(request.map(Body::new)).await;
     }
     let timed_out = Arc::new(AtomicBool::new(false));
-    let seen = timed_out.clone();
     let request = request.map(|body| {
-        let bounded = DeadlineBody::new(limit, body).map_err(move |error| {
-            if error.is::<TimeoutError>() {
-                seen.store(true, Ordering::Relaxed);
-            }
-            error
-        });
-        Body::new(bounded)
+        Body::new(Deadline {
+            inner: body,
+            deadline: Instant::now() + limit,
+            timer: None,
+            timed_out: timed_out.clone(),
+        })
     });
     let response = router.oneshot(request).await?;
     if !timed_out.load(Ordering::Relaxed) {
@@ -69,6 +71,72 @@ pub(super) async fn answer(
     }
     tracing::debug!(%peer, ?limit, "request body not received in time; closing");
     Ok(timeout_response(response, limit))
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body did not arrive within its bound.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+/// A body that must end by `deadline`.
+struct Deadline<B> {
+    inner: B,
+    deadline: Instant,
+    /// Made at the first poll that finds no data ready; until then no timer is registered.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Set when the deadline passes, for [`answer`] to turn the response into a 408.
+    timed_out: Arc<AtomicBool>,
+}
+
+impl<B> Deadline<B> {
+    fn expired(&self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.timed_out.store(true, Ordering::Relaxed);
+        Poll::Ready(Some(Err(BodyTimeout.into())))
+    }
+}
+
+impl<B> hyper::body::Body for Deadline<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Some(timer) = &mut this.timer
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            return this.expired();
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        if this.timer.is_none() {
+            let timer = this
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(this.deadline)));
+            // The first poll registers the timer, which then wakes this task when it fires.
+            if timer.as_mut().poll(cx).is_ready() {
+                return this.expired();
+            }
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// 408 with `Connection: close`; a handler's own 408 (with its own body) is kept.
@@ -91,8 +159,7 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use axum::body::Bytes;
-    use hyper::body::Frame;
+    use http_body_util::{BodyExt as _, Full};
 
     use super::*;
 
@@ -111,14 +178,40 @@ mod tests {
         }
     }
 
+    fn deadline<B>(inner: B, limit: Duration, timed_out: &Arc<AtomicBool>) -> Deadline<B> {
+        Deadline {
+            inner,
+            deadline: Instant::now() + limit,
+            timer: None,
+            timed_out: timed_out.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_already_here_needs_no_timer() {
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let mut bounded = deadline(
+            Full::new(Bytes::from_static(b"reading")),
+            Duration::from_millis(10),
+            &timed_out,
+        );
+        let frame = bounded.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "reading");
+        assert!(bounded.frame().await.is_none());
+        assert!(bounded.timer.is_none());
+        assert!(!timed_out.load(Ordering::Relaxed));
+    }
+
     #[tokio::test]
     async fn a_timeout_is_found_behind_other_errors() {
         #[derive(Debug, thiserror::Error)]
         #[error("could not read the body")]
         struct Outer(#[source] axum::Error);
         assert!(!is_body_timeout(&Outer(axum::Error::new("reset by peer"))));
-        let bounded = DeadlineBody::new(Duration::from_millis(10), Stalled);
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let bounded = deadline(Stalled, Duration::from_millis(10), &timed_out);
         let error = bounded.collect().await.err().unwrap();
+        assert!(timed_out.load(Ordering::Relaxed));
         assert!(is_body_timeout(&Outer(axum::Error::new(error))));
     }
 }
