@@ -89,36 +89,40 @@ def stop(process):
         process.kill()
 
 
-def agent_command(port, buffer_dir):
+def agent_command(port, buffer_dir, durability="full"):
     return [f"{TARGET}/emberline-agent", "run", "--agent-id", "bench", "--http-listen", f"127.0.0.1:{port}",
             "--no-mqtt", "--no-alerts", "--buffer-path", f"{buffer_dir}/buffer.db",
-            "--buffer-max-bytes", str(20 << 30), "--bridge-url", f"http://127.0.0.1:{free_port()}"]
+            "--buffer-max-bytes", str(20 << 30), "--bridge-url", f"http://127.0.0.1:{free_port()}",
+            "--buffer-durability", durability]
 
 
 def single_pair(work, single, connections):
     """The bare ceiling and the durable agent at one connection count, alternating for ROUNDS
     rounds (so a slow spell of this shared machine falls on both, not on one), each agent on a
-    fresh buffer; then the agent at half its median rate."""
+    fresh buffer; then the agent at half its median rate. Each round also runs the agent with
+    `--buffer-durability normal` (no fsync per commit), to show what the fsync costs here."""
     r = {"connections": connections, "rounds": []}
     for round_ in range(ROUNDS):
         port = free_port()
         bare = start([f"{TARGET}/examples/bare_ingest", f"127.0.0.1:{port}"], port)
-        bare_result = oha(f"http://127.0.0.1:{port}/ingest", single, "application/json", connections=connections)
+        row = {"bare": oha(f"http://127.0.0.1:{port}/ingest", single, "application/json", connections=connections)}
         stop(bare)
-        buffer_dir = f"{work}/single-{connections}-{round_}"
-        os.makedirs(buffer_dir)
-        port = free_port()
-        agent = start(agent_command(port, buffer_dir), port)
-        url = f"http://127.0.0.1:{port}/ingest"
-        agent_result = oha(url, single, "application/json", connections=connections)
-        ratio = agent_result["rps"] / bare_result["rps"]
-        r["rounds"].append({"bare": bare_result, "agent": agent_result, "ratio": ratio})
-        print(f"{connections} connections, round {round_ + 1}: bare axum parse+202 {bare_result['rps']:,.0f} req/s, "
-              f"agent durable /ingest {agent_result['rps']:,.0f} req/s: {ratio:.2f} x", file=sys.stderr)
-        if round_ == ROUNDS - 1:
-            r["half_rate"] = int(statistics.median(x["agent"]["rps"] for x in r["rounds"]) / 2)
-            r["half"] = oha(url, single, "application/json", rate=r["half_rate"], connections=connections)
-        stop(agent)
+        for kind, durability in (("agent", "full"), ("normal", "normal")):
+            buffer_dir = f"{work}/{kind}-{connections}-{round_}"
+            os.makedirs(buffer_dir)
+            port = free_port()
+            agent = start(agent_command(port, buffer_dir, durability), port)
+            url = f"http://127.0.0.1:{port}/ingest"
+            row[kind] = oha(url, single, "application/json", connections=connections)
+            row[f"{kind}_ratio"] = row[kind]["rps"] / row["bare"]["rps"]
+            if kind == "agent" and round_ == ROUNDS - 1:
+                r["half_rate"] = int(statistics.median([x["agent"]["rps"] for x in r["rounds"]] + [row["agent"]["rps"]]) / 2)
+                r["half"] = oha(url, single, "application/json", rate=r["half_rate"], connections=connections)
+            stop(agent)
+        r["rounds"].append(row)
+        print(f"{connections} connections, round {round_ + 1}: bare axum parse+202 {row['bare']['rps']:,.0f} req/s, "
+              f"agent durable /ingest {row['agent']['rps']:,.0f} req/s ({row['agent_ratio']:.2f} x), "
+              f"with durability normal {row['normal']['rps']:,.0f} req/s ({row['normal_ratio']:.2f} x)", file=sys.stderr)
     return r
 
 
@@ -172,11 +176,14 @@ def single_rows(p):
     def figures(kind):
         return " · ".join(f"{x[kind]['rps']:,.0f} req/s (p50 {x[kind]['p50_ms']:.2f}, p99 {x[kind]['p99_ms']:.2f} ms)" for x in rounds)
 
-    ratios = " / ".join(f"{x['ratio']:.2f}" for x in rounds)
-    median = statistics.median(x["ratio"] for x in rounds)
+    def ratios(kind):
+        each = " / ".join(f"{x[f'{kind}_ratio']:.2f}" for x in rounds)
+        return f"ratios {each}, **median {statistics.median(x[f'{kind}_ratio'] for x in rounds):.2f} × ceiling**"
+
     return [
         f"| {c} connections: bare axum handler, parse + 202 (HTTP ceiling), {len(rounds)} rounds | {figures('bare')} | — |",
-        f"| {c} connections: agent `POST /ingest`, durable 202 (fsync per group commit), each round right after the bare one | {figures('agent')} — ratios {ratios}, **median {median:.2f} × ceiling** | ≥ 0.5 × ceiling |",
+        f"| {c} connections: agent `POST /ingest`, durable 202 (fsync per group commit), each round right after the bare one | {figures('agent')} — {ratios('agent')} | ≥ 0.5 × ceiling |",
+        f"| {c} connections: the same with `--buffer-durability normal` (fsync at checkpoints only), for comparison | {figures('normal')} — {ratios('normal')} | — |",
         f"| {c} connections: agent `POST /ingest` at half its median rate ({p['half_rate']:,} req/s) | p50 {p['half']['p50_ms']:.2f} ms, **p99 {p['half']['p99_ms']:.2f} ms** | p99 ≤ 10 ms |",
     ]
 
@@ -184,7 +191,7 @@ def single_rows(p):
 def report(r):
     batch_rps = r["batch"]["rps"] * 1000
     codes = {f"{k} ({p['connections']}, round {i + 1})": x[k]["codes"]
-             for p in r["single"] for i, x in enumerate(p["rounds"]) for k in ("bare", "agent")}
+             for p in r["single"] for i, x in enumerate(p["rounds"]) for k in ("bare", "agent", "normal")}
     codes.update({f"half ({p['connections']})": p["half"]["codes"] for p in r["single"]})
     codes["batch"] = r["batch"]["codes"]
     lines = [
