@@ -103,21 +103,6 @@ pub struct LimitsError {
 }
 
 impl Limits {
-    /// The bounds of the eight measurements, in the order of
-    /// [`Measurements::to_array`](crate::rules::Measurements::to_array).
-    pub fn number_bounds(&self) -> [Bounds; 8] {
-        [
-            self.latitude,
-            self.longitude,
-            self.temperature,
-            self.humidity,
-            self.wind_speed,
-            self.wind_direction,
-            self.vegetation_density,
-            self.air_quality_index,
-        ]
-    }
-
     /// Checks the limits once, at start-up: every range finite and non-empty, and the physical
     /// quantities kept inside their physical range.
     pub fn validate(&self) -> Result<(), LimitsError> {

@@ -70,38 +70,82 @@ impl Reading {
         };
         let mut fields = FieldReader::default();
         let timestamp = fields.timestamp(slots.timestamp, now.checked_add(limits.max_future_skew));
-        // The eight measurements in wire order, each checked against its bounds.
-        let mut numbers = [None; 8];
-        let checks = slots
-            .numbers
-            .into_iter()
-            .zip(wire::NUMBERS)
-            .zip(limits.number_bounds());
-        for (number, ((value, name), bounds)) in numbers.iter_mut().zip(checks) {
-            *number = fields.number(name, value, &bounds);
-        }
+        let [
+            latitude,
+            longitude,
+            temperature,
+            humidity,
+            wind_speed,
+            wind_direction,
+            vegetation_density,
+            air_quality_index,
+        ] = slots.numbers;
+        let latitude = fields.number("latitude", latitude, &limits.latitude);
+        let longitude = fields.number("longitude", longitude, &limits.longitude);
+        let temperature = fields.number("temperature", temperature, &limits.temperature);
+        let humidity = fields.number("humidity", humidity, &limits.humidity);
+        let wind_speed = fields.number("wind_speed", wind_speed, &limits.wind_speed);
+        let wind_direction =
+            fields.number("wind_direction", wind_direction, &limits.wind_direction);
+        let vegetation_density = fields.number(
+            "vegetation_density",
+            vegetation_density,
+            &limits.vegetation_density,
+        );
+        let air_quality_index = fields.number(
+            "air_quality_index",
+            air_quality_index,
+            &limits.air_quality_index,
+        );
         let source_name = fields.source_name(slots.source_name, limits.source_name_max_chars);
         let seq = fields.seq(slots.seq);
         let errors = fields.into_errors();
 
-        let mut values = [0.0; 8];
-        let mut complete = true;
-        for (value, number) in values.iter_mut().zip(numbers) {
-            match number {
-                Some(number) => *value = number,
-                None => complete = false,
-            }
-        }
-        match (timestamp, source_name, seq) {
-            (Some(timestamp), Some(source_name), Some(seq)) if complete && errors.is_empty() => {
-                Ok(Self {
-                    timestamp,
-                    measurements: Measurements::from_array(values),
-                    source_name,
-                    seq,
-                    extra: slots.extra,
-                })
-            }
+        match (
+            timestamp,
+            [
+                latitude,
+                longitude,
+                temperature,
+                humidity,
+                wind_speed,
+                wind_direction,
+                vegetation_density,
+                air_quality_index,
+            ],
+            source_name,
+            seq,
+        ) {
+            (
+                Some(timestamp),
+                [
+                    Some(lat),
+                    Some(lon),
+                    Some(t),
+                    Some(h),
+                    Some(ws),
+                    Some(wd),
+                    Some(v),
+                    Some(aqi),
+                ],
+                Some(source_name),
+                Some(seq),
+            ) if errors.is_empty() => Ok(Self {
+                timestamp,
+                measurements: Measurements {
+                    latitude: lat,
+                    longitude: lon,
+                    temperature: t,
+                    humidity: h,
+                    wind_speed: ws,
+                    wind_direction: wd,
+                    vegetation_density: v,
+                    air_quality_index: aqi,
+                },
+                source_name,
+                seq,
+                extra: slots.extra,
+            }),
             _ => Err(ReadingError::Invalid(errors)),
         }
     }

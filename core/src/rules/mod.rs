@@ -31,9 +31,7 @@ pub struct Measurements {
 }
 
 impl Measurements {
-    /// The values in the reference payload's order (latitude … air_quality_index), the order of
-    /// the reading's wire fields and of [`Limits::number_bounds`](crate::Limits::number_bounds).
-    pub fn to_array(&self) -> [f64; 8] {
+    pub fn all_finite(&self) -> bool {
         [
             self.latitude,
             self.longitude,
@@ -44,25 +42,8 @@ impl Measurements {
             self.vegetation_density,
             self.air_quality_index,
         ]
-    }
-
-    /// The inverse of [`Measurements::to_array`].
-    pub fn from_array(values: [f64; 8]) -> Self {
-        let [lat, lon, t, h, ws, wd, v, aqi] = values;
-        Self {
-            latitude: lat,
-            longitude: lon,
-            temperature: t,
-            humidity: h,
-            wind_speed: ws,
-            wind_direction: wd,
-            vegetation_density: v,
-            air_quality_index: aqi,
-        }
-    }
-
-    pub fn all_finite(&self) -> bool {
-        self.to_array().into_iter().all(f64::is_finite)
+        .into_iter()
+        .all(f64::is_finite)
     }
 }
 
