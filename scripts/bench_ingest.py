@@ -3,8 +3,10 @@
 
 Run through scripts/bench-ingest, which builds the release binaries first. Side by side in one
 run, alternating (three rounds by default, the median ratio reported): a bare axum handler that
-only parses and answers 202 (the machine's HTTP ceiling) and the agent's durable /ingest; then batched ingest, the agent's memory idle and at 5,000 readings/s,
-and its stripped binary size. Load comes from oha on the same machine, over loopback only.
+only parses and answers 202 (the machine's HTTP ceiling) and the agent's durable /ingest; then
+batched ingest, the agent's memory idle and at 5,000 readings/s, and its stripped binary size.
+Load comes from oha on the same machine, over loopback only. Settings: BENCH_SECONDS (per run),
+BENCH_CONNECTIONS (comma-separated counts), BENCH_ROUNDS.
 """
 import json
 import os
@@ -24,8 +26,8 @@ from benchlib import free_port, record  # noqa: E402
 
 TARGET = os.environ["CARGO_TARGET_DIR"] + "/release"
 DURATION = os.environ.get("BENCH_SECONDS", "10")
-# Each count runs bare and agent back to back. 50 is a busy handful of devices; 300 is the
-# reference system's Locust test (300 users), where group commit shares each fsync more widely.
+# 50 is a busy handful of devices; 300 is the reference system's Locust test (300 users), where
+# group commit shares each fsync more widely.
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "50,300").split(",")
 # Bare and agent alternate this many times per connection count; the ratio reported is the
 # median of the rounds' ratios, every round shown.
@@ -107,6 +109,7 @@ def single_pair(work, single, connections):
         bare = start([f"{TARGET}/examples/bare_ingest", f"127.0.0.1:{port}"], port)
         row = {"bare": oha(f"http://127.0.0.1:{port}/ingest", single, "application/json", connections=connections)}
         stop(bare)
+        r["rounds"].append(row)
         for kind, durability in (("agent", "full"), ("normal", "normal")):
             buffer_dir = f"{work}/{kind}-{connections}-{round_}"
             os.makedirs(buffer_dir)
@@ -116,10 +119,9 @@ def single_pair(work, single, connections):
             row[kind] = oha(url, single, "application/json", connections=connections)
             row[f"{kind}_ratio"] = row[kind]["rps"] / row["bare"]["rps"]
             if kind == "agent" and round_ == ROUNDS - 1:
-                r["half_rate"] = int(statistics.median([x["agent"]["rps"] for x in r["rounds"]] + [row["agent"]["rps"]]) / 2)
+                r["half_rate"] = int(statistics.median(x["agent"]["rps"] for x in r["rounds"]) / 2)
                 r["half"] = oha(url, single, "application/json", rate=r["half_rate"], connections=connections)
             stop(agent)
-        r["rounds"].append(row)
         print(f"{connections} connections, round {round_ + 1}: bare axum parse+202 {row['bare']['rps']:,.0f} req/s, "
               f"agent durable /ingest {row['agent']['rps']:,.0f} req/s ({row['agent_ratio']:.2f} x), "
               f"with durability normal {row['normal']['rps']:,.0f} req/s ({row['normal_ratio']:.2f} x)", file=sys.stderr)
