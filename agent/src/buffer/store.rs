@@ -9,6 +9,9 @@
 //!   starts `seq` at a random point of a range of 3·10^18 ([`fresh_seq`]). Readings the agent numbers
 //!   itself (`a:{agent}:{seq}`) therefore never get the id of a reading forwarded before: the
 //!   hub's `ON CONFLICT DO NOTHING` would take it for a duplicate and drop it.
+//! - For the same reason a buffer with [`Durability::Normal`] goes on numbering far past its last
+//!   stored reading ([`after_a_possible_loss`]): a power cut may have taken back commits whose
+//!   readings were already forwarded under the next numbers.
 //! - The byte cap is checked before a request is written: a full buffer refuses new readings,
 //!   it never evicts old ones.
 
@@ -53,8 +56,8 @@ CREATE TABLE IF NOT EXISTS rejected (
 pub enum Durability {
     /// fsync on every commit: an acknowledged reading survives power loss (the default).
     Full,
-    /// fsync at WAL checkpoints only: survives a crash of the agent, not of the machine; less
-    /// flash wear.
+    /// fsync at WAL checkpoints only (every 50 ms or so): survives a crash of the agent; a power
+    /// cut can take back the last commits, acknowledged and even forwarded ones. Less flash wear.
     Normal,
 }
 
@@ -243,8 +246,12 @@ impl Store {
         Ok(Self {
             checkpointer: None,
             conn,
+            next_seq: match (last, config.durability) {
+                (None, _) => fresh_seq(),
+                (Some(last), Durability::Full) => last + 1,
+                (Some(last), Durability::Normal) => after_a_possible_loss(last),
+            },
             config,
-            next_seq: last.map_or_else(fresh_seq, |last| last + 1),
             depth,
             bytes,
         })
@@ -566,13 +573,27 @@ fn drop_empty_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Err
 /// The first `seq` of a buffer that holds nothing: random in [10^18, 4·10^18), so that a new
 /// buffer's ids do not repeat those of one before it, and every id has the same length (19
 /// digits). Two buffers that number n1 and n2 readings overlap with a chance of about
-/// (n1 + n2) / 3·10^18: one in 3·10^8 even after 2^32 readings each. The randomness is the
-/// standard library's hasher keys, which come from the operating system.
+/// (n1 + n2) / 3·10^18: one in 3·10^8 even after 2^32 readings each.
 fn fresh_seq() -> u64 {
-    use std::hash::BuildHasher as _;
     const FIRST: u64 = 1_000_000_000_000_000_000;
-    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
-    FIRST + random % (3 * FIRST)
+    FIRST + random() % (3 * FIRST)
+}
+
+/// The next `seq` of a buffer that may have lost its last commits: at least 2^32 past the last
+/// one stored (more readings than a WAL between two checkpoints holds), plus a random part below
+/// 2^40, so that two restarts from the same stored state, each of which forwarded readings
+/// before a power cut took them back, do not number on from the same point. Ids keep their 19
+/// digits for millions of such restarts.
+fn after_a_possible_loss(last: u64) -> u64 {
+    const LEAP: u64 = 1 << 32;
+    last.saturating_add(LEAP + random() % ((1 << 40) - LEAP))
+}
+
+/// A random number from the standard library's hasher keys, which come from the operating
+/// system.
+fn random() -> u64 {
+    use std::hash::BuildHasher as _;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
 }
 
 /// Renames a damaged buffer and its WAL files out of the way.
