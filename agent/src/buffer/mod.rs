@@ -3,7 +3,9 @@
 //! Ingest handlers call [`Buffer::append`] and answer the device only when it returns: by then
 //! the readings are committed (fsync per commit with [`Durability::Full`]). Requests that arrive
 //! while a commit is under way are written together in the next one (group commit), so many
-//! concurrent devices share each fsync.
+//! concurrent devices share each fsync. The fsync stays inside the commit, on this thread: a
+//! separate flush thread was measured slower (see
+//! `docs/decisions/0005-the-fsync-stays-in-the-commit.md`).
 
 mod checkpoint;
 mod store;
