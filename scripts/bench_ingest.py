@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -69,6 +70,17 @@ def oha(url, body_file, content_type, seconds=DURATION, rate=None, connections=C
     }
 
 
+def readings_per_commit(port, accepted):
+    """Readings acknowledged per buffer commit (group commit's group size), from the agent's
+    `emberline_agent_buffer_commits_total`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("emberline_agent_buffer_commits_total "):
+                commits = float(line.split()[1])
+                return accepted / commits if commits else 0.0
+    return 0.0
+
+
 def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -117,13 +129,15 @@ def single_pair(work, single, connections):
             agent = start(agent_command(port, buffer_dir, durability), port)
             url = f"http://127.0.0.1:{port}/ingest"
             row[kind] = oha(url, single, "application/json", connections=connections)
+            row[kind]["per_commit"] = readings_per_commit(port, row[kind]["codes"].get("202", 0))
             row[f"{kind}_ratio"] = row[kind]["rps"] / row["bare"]["rps"]
             if kind == "agent" and round_ == ROUNDS - 1:
                 r["half_rate"] = int(statistics.median(x["agent"]["rps"] for x in r["rounds"]) / 2)
                 r["half"] = oha(url, single, "application/json", rate=r["half_rate"], connections=connections)
             stop(agent)
         print(f"{connections} connections, round {round_ + 1}: bare axum parse+202 {row['bare']['rps']:,.0f} req/s, "
-              f"agent durable /ingest {row['agent']['rps']:,.0f} req/s ({row['agent_ratio']:.2f} x), "
+              f"agent durable /ingest {row['agent']['rps']:,.0f} req/s ({row['agent_ratio']:.2f} x, "
+              f"{row['agent']['per_commit']:.1f} readings per commit), "
               f"with durability normal {row['normal']['rps']:,.0f} req/s ({row['normal_ratio']:.2f} x)", file=sys.stderr)
     return r
 
@@ -180,7 +194,9 @@ def single_rows(p):
 
     def ratios(kind):
         each = " / ".join(f"{x[f'{kind}_ratio']:.2f}" for x in rounds)
-        return f"ratios {each}, **median {statistics.median(x[f'{kind}_ratio'] for x in rounds):.2f} × ceiling**"
+        groups = " / ".join(f"{x[kind]['per_commit']:.1f}" for x in rounds)
+        return (f"ratios {each}, **median {statistics.median(x[f'{kind}_ratio'] for x in rounds):.2f} × ceiling**; "
+                f"readings per commit {groups}")
 
     return [
         f"| {c} connections: bare axum handler, parse + 202 (HTTP ceiling), {len(rounds)} rounds | {figures('bare')} | — |",
