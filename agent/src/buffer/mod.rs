@@ -8,6 +8,7 @@
 //! `docs/decisions/0005-the-fsync-stays-in-the-commit.md`).
 
 mod checkpoint;
+mod envelope;
 mod store;
 
 use std::thread::JoinHandle;
@@ -18,9 +19,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-pub use store::{
-    Accepted, Durability, Full, Incoming, Prepared, Stats, Store, StoreConfig, StoreError, Stored,
-};
+pub use envelope::{Incoming, Prepared};
+pub use store::{Accepted, Durability, Full, Stats, Store, StoreConfig, StoreError, Stored};
 
 /// Most requests written in one transaction.
 const MAX_GROUP: usize = 1024;
