@@ -48,8 +48,20 @@ fn reference_payload_parses_from_bytes() {
         datetime!(2025-05-24 18:03:11.123456 UTC)
     );
     assert_eq!(reading.source_name(), "sensor-17");
-    assert_eq!(reading.measurements().humidity, 12.0);
-    assert_eq!(reading.measurements().air_quality_index, 160.0);
+    // Every value in its own field: the decoder and the envelope carry them as an array.
+    let expected = Measurements {
+        latitude: 34.05,
+        longitude: -118.25,
+        temperature: 42.7,
+        humidity: 12.0,
+        wind_speed: 18.4,
+        wind_direction: 270.0,
+        vegetation_density: 0.82,
+        air_quality_index: 160.0,
+    };
+    assert_eq!(*reading.measurements(), expected);
+    let again: Reading = serde_json::from_slice(&serde_json::to_vec(&reading).unwrap()).unwrap();
+    assert_eq!(*again.measurements(), expected);
     assert_eq!(reading.seq(), None);
     assert!(reading.extra().is_empty());
 }

@@ -31,21 +31,10 @@ pub(super) const NUMBERS: [&str; 8] = [
 
 impl Serialize for Reading {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let m = &self.measurements;
-        let numbers = [
-            m.latitude,
-            m.longitude,
-            m.temperature,
-            m.humidity,
-            m.wind_speed,
-            m.wind_direction,
-            m.vegetation_density,
-            m.air_quality_index,
-        ];
         let len = 10 + usize::from(self.seq.is_some()) + self.extra.len();
         let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("timestamp", &Rfc3339(self.timestamp))?;
-        for (name, value) in NUMBERS.iter().zip(numbers) {
+        for (name, value) in NUMBERS.iter().zip(self.measurements.to_array()) {
             map.serialize_entry(name, &value)?;
         }
         map.serialize_entry("source_name", &self.source_name)?;
@@ -187,17 +176,7 @@ impl<'de> Visitor<'de> for ReadingVisitor {
             *value = number.ok_or_else(|| de::Error::missing_field(name))?;
         }
         let source_name = source_name.ok_or_else(|| de::Error::missing_field("source_name"))?;
-        let [lat, lon, t, h, ws, wd, v, aqi] = values;
-        let measurements = Measurements {
-            latitude: lat,
-            longitude: lon,
-            temperature: t,
-            humidity: h,
-            wind_speed: ws,
-            wind_direction: wd,
-            vegetation_density: v,
-            air_quality_index: aqi,
-        };
+        let measurements = Measurements::from_array(values);
         if !measurements.all_finite() {
             return Err(de::Error::custom("reading has a number that is not finite"));
         }

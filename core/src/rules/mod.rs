@@ -31,7 +31,9 @@ pub struct Measurements {
 }
 
 impl Measurements {
-    pub fn all_finite(&self) -> bool {
+    /// The values in the reading's wire order: latitude, longitude, temperature, humidity,
+    /// wind speed, wind direction, vegetation density, air quality index.
+    pub fn to_array(&self) -> [f64; 8] {
         [
             self.latitude,
             self.longitude,
@@ -42,8 +44,34 @@ impl Measurements {
             self.vegetation_density,
             self.air_quality_index,
         ]
-        .into_iter()
-        .all(f64::is_finite)
+    }
+
+    /// The inverse of [`Measurements::to_array`].
+    pub fn from_array(values: [f64; 8]) -> Self {
+        let [
+            latitude,
+            longitude,
+            temperature,
+            humidity,
+            wind_speed,
+            wind_direction,
+            vegetation_density,
+            air_quality_index,
+        ] = values;
+        Self {
+            latitude,
+            longitude,
+            temperature,
+            humidity,
+            wind_speed,
+            wind_direction,
+            vegetation_density,
+            air_quality_index,
+        }
+    }
+
+    pub fn all_finite(&self) -> bool {
+        self.to_array().into_iter().all(f64::is_finite)
     }
 }
 
