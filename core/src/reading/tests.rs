@@ -270,3 +270,40 @@ fn deserializing_checks_what_the_type_guarantees() {
     let missing = serde_json::from_value::<Reading>(with("humidity", Value::Null));
     assert!(missing.is_err());
 }
+
+#[test]
+fn every_reference_name_is_its_own_field() {
+    use super::wire::{Field, NUMBERS};
+    for (index, name) in NUMBERS.iter().enumerate() {
+        assert_eq!(Field::of(name), Some(Field::Number(index)), "{name}");
+    }
+    assert_eq!(Field::of("timestamp"), Some(Field::Timestamp));
+    assert_eq!(Field::of("source_name"), Some(Field::SourceName));
+    assert_eq!(Field::of("seq"), Some(Field::Seq));
+    assert_eq!(Field::of("Latitude"), None);
+}
+
+#[test]
+fn extra_field_names_keep_their_text_and_invalid_utf8_is_malformed() {
+    let mut body = serde_json::to_vec(&reference()).unwrap();
+    body.pop(); // the closing brace
+    body.extend_from_slice(br#","r\u00e9gion":"nord","zone \"a\"":1,"#);
+    body.extend_from_slice(b"\"\xc3\xa9t\xc3\xa9\":true}");
+    let reading = Reading::parse(&body, &Limits::default(), NOW).unwrap();
+    let names: Vec<&str> = reading.extra().keys().map(String::as_str).collect();
+    assert_eq!(names.len(), 3);
+    for name in ["r\u{e9}gion", "zone \"a\"", "\u{e9}t\u{e9}"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    // The same reading, carried in an envelope, decodes to the same extra fields.
+    let again: Reading = serde_json::from_slice(&serde_json::to_vec(&reading).unwrap()).unwrap();
+    assert_eq!(again, reading);
+
+    let mut invalid = serde_json::to_vec(&reference()).unwrap();
+    invalid.pop();
+    invalid.extend_from_slice(b",\"\xff\xfe\":1}");
+    let error = Reading::parse(&invalid, &Limits::default(), NOW).unwrap_err();
+    assert!(matches!(error, ReadingError::Malformed(_)), "{error:?}");
+    let error = serde_json::from_slice::<Reading>(&invalid).unwrap_err();
+    assert!(error.is_data() || error.is_syntax(), "{error}");
+}

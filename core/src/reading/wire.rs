@@ -81,12 +81,25 @@ pub(super) enum Field {
 
 impl Field {
     pub(super) fn of(name: &str) -> Option<Self> {
-        match name {
-            "timestamp" => Some(Self::Timestamp),
-            "source_name" => Some(Self::SourceName),
-            "seq" => Some(Self::Seq),
-            other => NUMBERS.iter().position(|n| *n == other).map(Self::Number),
-        }
+        Self::of_bytes(name.as_bytes())
+    }
+
+    /// One `match` on the bytes (the names are ASCII): every key of every reading comes here.
+    fn of_bytes(name: &[u8]) -> Option<Self> {
+        Some(match name {
+            b"timestamp" => Self::Timestamp,
+            b"latitude" => Self::Number(0),
+            b"longitude" => Self::Number(1),
+            b"temperature" => Self::Number(2),
+            b"humidity" => Self::Number(3),
+            b"wind_speed" => Self::Number(4),
+            b"wind_direction" => Self::Number(5),
+            b"vegetation_density" => Self::Number(6),
+            b"air_quality_index" => Self::Number(7),
+            b"source_name" => Self::SourceName,
+            b"seq" => Self::Seq,
+            _ => return None,
+        })
     }
 }
 
@@ -98,7 +111,9 @@ pub(super) enum Key {
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_identifier(KeyVisitor)
+        // As bytes: serde_json then hands over a key without checking it is UTF-8, which the
+        // reference names (ASCII) do not need; an extra field's name is checked when it is kept.
+        deserializer.deserialize_bytes(KeyVisitor)
     }
 }
 
@@ -116,6 +131,16 @@ impl Visitor<'_> for KeyVisitor {
             Some(field) => Key::Known(field),
             None => Key::Extra(name.to_owned()),
         })
+    }
+
+    fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Key, E> {
+        if let Some(field) = Field::of_bytes(name) {
+            return Ok(Key::Known(field));
+        }
+        match std::str::from_utf8(name) {
+            Ok(name) => Ok(Key::Extra(name.to_owned())),
+            Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(name), &self)),
+        }
     }
 }
 
