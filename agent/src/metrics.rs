@@ -87,6 +87,11 @@ impl Metrics {
             "Buffer transactions committed for ingest",
             buffer.commits.clone(),
         );
+        registry.register(
+            "buffer_commit_seconds",
+            "Time to write and commit one group of ingested readings, fsync included",
+            buffer.commit_seconds.clone(),
+        );
         registry
     }
 }

@@ -354,4 +354,8 @@ async fn service_endpoints_report_health_buffering_and_metrics() {
         metrics.contains("emberline_agent_buffer_readings 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("emberline_agent_buffer_commit_seconds_count 1"),
+        "{metrics}"
+    );
 }

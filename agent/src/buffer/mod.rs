@@ -12,9 +12,11 @@ mod envelope;
 mod store;
 
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -66,7 +68,7 @@ pub struct Rejected {
 
 /// Depth and size, readable without a round trip to the buffer thread; registered as
 /// Prometheus metrics by the agent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Gauges {
     /// Readings waiting to be forwarded.
     pub depth: Gauge,
@@ -74,6 +76,21 @@ pub struct Gauges {
     pub bytes: Gauge,
     /// Transactions committed by ingest; fewer than requests when group commit works.
     pub commits: Counter,
+    /// Seconds each of those took, its fsync included: every device waiting on the group waits
+    /// this long, so a slow disk shows here first.
+    pub commit_seconds: Histogram,
+}
+
+impl Default for Gauges {
+    fn default() -> Self {
+        Self {
+            depth: Gauge::default(),
+            bytes: Gauge::default(),
+            commits: Counter::default(),
+            // 0.1 ms to about 0.8 s.
+            commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
+        }
+    }
 }
 
 /// A handle to the buffer thread; cheap to clone.
@@ -222,9 +239,13 @@ type Reply = oneshot::Sender<Result<Vec<Accepted>, BufferError>>;
 
 fn commit_group(store: &mut Store, group: Vec<(Vec<Prepared>, Reply)>, gauges: &Gauges) {
     let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+    let started = Instant::now();
     match store.append_prepared(&requests) {
         Ok(answers) => {
             gauges.commits.inc();
+            gauges
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
             // Before the replies: whoever hears "committed" must see the gauges agree.
             set_gauges(gauges, store);
             for (answer, reply) in answers.into_iter().zip(replies) {
