@@ -66,8 +66,8 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// Depth and size, readable without a round trip to the buffer thread; registered as
-/// Prometheus metrics by the agent.
+/// The buffer's depth, size, commits and commit time, readable without a round trip to the
+/// buffer thread; registered as Prometheus metrics by the agent.
 #[derive(Debug, Clone)]
 pub struct Gauges {
     /// Readings waiting to be forwarded.
