@@ -48,25 +48,16 @@ impl Measurements {
 
     /// The inverse of [`Measurements::to_array`].
     pub fn from_array(values: [f64; 8]) -> Self {
-        let [
-            latitude,
-            longitude,
-            temperature,
-            humidity,
-            wind_speed,
-            wind_direction,
-            vegetation_density,
-            air_quality_index,
-        ] = values;
+        let [lat, lon, t, h, ws, wd, v, aqi] = values;
         Self {
-            latitude,
-            longitude,
-            temperature,
-            humidity,
-            wind_speed,
-            wind_direction,
-            vegetation_density,
-            air_quality_index,
+            latitude: lat,
+            longitude: lon,
+            temperature: t,
+            humidity: h,
+            wind_speed: ws,
+            wind_direction: wd,
+            vegetation_density: v,
+            air_quality_index: aqi,
         }
     }
 
