@@ -1,5 +1,6 @@
 //! The drain benchmark's yardstick: how fast plain rdkafka produces the same envelopes into the
-//! same broker (idempotent, acks=all, lz4 — the bridge's settings), straight from a buffer file.
+//! same broker (idempotent, acks=all, lz4 — the bridge's settings), straight from a buffer file
+//! (the envelopes made from its records before the clock starts).
 //!
 //! `cargo run --release -p emberline-agent --example raw_produce -- <brokers> <topic> <buffer.db>`
 
@@ -35,12 +36,10 @@ async fn main() -> anyhow::Result<()> {
     let keyed: Vec<(String, Vec<u8>)> = records
         .into_iter()
         .map(|s| {
-            Ok((
-                Envelope::from_slice(&s.envelope)?.key().to_owned(),
-                s.envelope,
-            ))
+            let envelope = s.envelope()?;
+            Ok((Envelope::from_slice(&envelope)?.key().to_owned(), envelope))
         })
-        .collect::<Result<_, emberline_core::EnvelopeError>>()?;
+        .collect::<anyhow::Result<_>>()?;
     // RAW_TIMEOUT_MS: librdkafka's message.timeout.ms (0 = none, the bridge's setting).
     let timeout = std::env::var("RAW_TIMEOUT_MS").unwrap_or_else(|_| "0".into());
     let mut config = ClientConfig::new();

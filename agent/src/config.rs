@@ -49,6 +49,10 @@ pub enum BufferCommand {
             default_value = "emberline-buffer.db"
         )]
         path: PathBuf,
+        /// The quarantined readings instead (those the bridge refused), each with why:
+        /// `{"seq":…,"reason":"…","envelope":{…}}` per line.
+        #[arg(long)]
+        quarantined: bool,
     },
 }
 

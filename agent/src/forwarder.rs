@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder as _, ExponentialBuilder};
 use emberline_core::AgentId;
-use emberline_core::batch::{self, BATCH_CONTENT_TYPE, Heartbeat};
+use emberline_core::batch::{BATCH_CONTENT_TYPE, Heartbeat};
 use hyper::StatusCode;
 use hyper::header::RETRY_AFTER;
 use secrecy::SecretString;
@@ -221,11 +221,8 @@ impl Forwarder {
         limit: usize,
         shutdown: &CancellationToken,
     ) -> Option<Outgoing> {
-        let readings = match self
-            .buffer
-            .peek_after(after, limit, self.config.max_batch_bytes)
-            .await
-        {
+        let max_bytes = self.config.max_batch_bytes;
+        let readings = match self.buffer.peek_after(after, limit, max_bytes).await {
             Ok(readings) if !readings.is_empty() => readings,
             Ok(_) => return None,
             Err(error) => {
@@ -234,17 +231,26 @@ impl Forwarder {
                 return None;
             }
         };
-        let ndjson = batch::encode(readings.iter().map(|s| s.envelope.as_slice()));
-        let body = match tokio::task::spawn_blocking(move || gzip(&ndjson)).await {
-            Ok(body) => body.map_err(|error| format!("cannot compress batch: {error}")),
-            // The compression task itself failed (not the batch): read it again later.
-            Err(error) => {
-                tracing::error!(%error, "batch compression stopped; retrying");
+        let (outgoing, damaged) =
+            match tokio::task::spawn_blocking(move || make_batch(readings, max_bytes)).await {
+                Ok(made) => made,
+                // The task itself failed (not the batch): read it again later.
+                Err(error) => {
+                    tracing::error!(%error, "making a batch stopped; retrying");
+                    sleep_or_cancel(Duration::from_secs(1), shutdown).await;
+                    return None;
+                }
+            };
+        if let Some((readings, reason)) = damaged {
+            tracing::error!(readings = readings.len(), %reason, "quarantining stored readings that cannot be read");
+            if let Err(error) = self.buffer.quarantine(readings, reason).await {
+                tracing::error!(%error, "cannot quarantine; the readings stay buffered");
                 sleep_or_cancel(Duration::from_secs(1), shutdown).await;
                 return None;
             }
-        };
-        Some(Outgoing { readings, body })
+            self.metrics.batch("quarantined");
+        }
+        (!outgoing.readings.is_empty()).then_some(outgoing)
     }
 
     /// Sends one batch until it is delivered, split or quarantined.
@@ -315,8 +321,11 @@ impl Forwarder {
 
     async fn quarantine(&self, batch: &[Stored], reason: String) -> Outcome {
         tracing::error!(readings = batch.len(), %reason, "quarantining a batch the bridge refused");
-        let seqs = batch.iter().map(|s| s.seq).collect();
-        if let Err(error) = self.buffer.quarantine(seqs, reason.clone()).await {
+        let kept = batch
+            .iter()
+            .map(|s| (s.seq, s.envelope().unwrap_or_else(|_| s.record().to_vec())))
+            .collect();
+        if let Err(error) = self.buffer.quarantine(kept, reason.clone()).await {
             tracing::error!(%error, "cannot quarantine; the batch stays buffered");
         }
         self.metrics.batch("quarantined");
@@ -411,6 +420,35 @@ fn retry_after(headers: &hyper::header::HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(seconds.min(300)))
 }
 
+/// The readings that could not be read back, with their records, and why.
+type Damaged = Option<(Vec<(u64, Vec<u8>)>, String)>;
+
+/// Makes the envelopes of stored readings, in order, until the next one would take the body
+/// past `max_bytes` (always at least one), and compresses them. A record no envelope can be made
+/// of (a damaged disk) is left out of the batch and returned to be quarantined.
+fn make_batch(stored: Vec<Stored>, max_bytes: usize) -> (Outgoing, Damaged) {
+    let (mut ndjson, mut readings, mut damaged) = (Vec::new(), Vec::new(), None);
+    for reading in stored {
+        match reading.envelope() {
+            Ok(envelope) => {
+                if !readings.is_empty() && ndjson.len() + envelope.len() + 1 > max_bytes {
+                    break;
+                }
+                ndjson.extend_from_slice(&envelope);
+                ndjson.push(b'\n');
+                readings.push(reading);
+            }
+            Err(error) => {
+                let (records, _): &mut (Vec<_>, String) =
+                    damaged.get_or_insert_with(|| (Vec::new(), error.to_string()));
+                records.push((reading.seq, reading.record().to_vec()));
+            }
+        }
+    }
+    let body = gzip(&ndjson).map_err(|error| format!("cannot compress batch: {error}"));
+    (Outgoing { readings, body }, damaged)
+}
+
 fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 4),
@@ -452,6 +490,79 @@ mod tests {
             );
         }
         assert_eq!(classify(None, None, ""), Outcome::Retry { after: None });
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_byte_limit_and_leaves_damaged_records_out() {
+        use crate::buffer::{Durability, Incoming, Store, StoreConfig};
+        use std::io::Read as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("buffer.db");
+        let agent_id = AgentId::parse("edge-1").unwrap();
+        let mut store = Store::open(StoreConfig {
+            path: path.clone(),
+            agent_id,
+            max_bytes: u64::MAX,
+            durability: Durability::Normal,
+        })
+        .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let items: Vec<Incoming> = (0..4)
+            .map(|i| Incoming {
+                reading: emberline_core::Reading::parse(
+                    format!(r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":1,"longitude":2,"temperature":20,"humidity":50,"wind_speed":3,"wind_direction":90,"vegetation_density":0.3,"air_quality_index":20,"source_name":"s{i}"}}"#).as_bytes(),
+                    &emberline_core::Limits::default(),
+                    now,
+                )
+                .unwrap(),
+                protocol: emberline_core::Protocol::Http,
+                received_at: now,
+            })
+            .collect();
+        store.append(&[items]).unwrap();
+        let seqs: Vec<u64> = store
+            .peek(4, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|s| s.seq)
+            .collect();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE readings SET envelope = x'01' WHERE seq = ?1",
+                [seqs[1]],
+            )
+            .unwrap();
+        let stored = store.peek(4, usize::MAX).unwrap();
+        let line = stored[0].envelope().unwrap().len() + 1;
+
+        let (outgoing, damaged) = make_batch(stored.clone(), 2 * line);
+        let sent: Vec<u64> = outgoing.readings.iter().map(|s| s.seq).collect();
+        assert_eq!(
+            sent,
+            [seqs[0], seqs[2]],
+            "two lines fit; the damaged one is left out"
+        );
+        let (records, reason) = damaged.unwrap();
+        assert_eq!(records, [(seqs[1], vec![1])]);
+        assert!(reason.contains("damaged"), "{reason}");
+        let mut body = String::new();
+        flate2::read::GzDecoder::new(&outgoing.body.unwrap()[..])
+            .read_to_string(&mut body)
+            .unwrap();
+        let expected: String = [&stored[0], &stored[2]]
+            .iter()
+            .map(|s| String::from_utf8(s.envelope().unwrap()).unwrap() + "\n")
+            .collect();
+        assert_eq!(body, expected);
+
+        let (outgoing, _) = make_batch(stored, 1);
+        assert_eq!(
+            outgoing.readings.len(),
+            1,
+            "one reading goes even past the limit"
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn init_logs(format: LogFormat) {
 
 fn buffer(command: BufferCommand) -> Result<()> {
     let path = match &command {
-        BufferCommand::Stats { path } | BufferCommand::Export { path } => path.clone(),
+        BufferCommand::Stats { path } | BufferCommand::Export { path, .. } => path.clone(),
     };
     if !path.exists() {
         anyhow::bail!("no buffer at {}", path.display());
@@ -76,15 +76,54 @@ fn buffer(command: BufferCommand) -> Result<()> {
                 stats.depth, stats.bytes, stats.quarantined, stats.rejected
             );
         }
+        BufferCommand::Export {
+            quarantined: true, ..
+        } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let quarantined = store.quarantined()?;
+            for (seq, kept, reason) in &quarantined {
+                out.write_all(&quarantined_line(*seq, kept, reason))?;
+            }
+            out.flush()?;
+            eprintln!("exported {} quarantined readings", quarantined.len());
+        }
         BufferCommand::Export { .. } => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let n = store.export(|envelope| {
-                out.write_all(envelope)?;
-                out.write_all(b"\n")
+            let mut damaged = 0;
+            let n = store.export(|stored| match stored.envelope() {
+                Ok(envelope) => {
+                    out.write_all(&envelope)?;
+                    out.write_all(b"\n")
+                }
+                Err(error) => {
+                    damaged += 1;
+                    eprintln!("reading {} left out: {error}", stored.seq);
+                    Ok(())
+                }
             })?;
             out.flush()?;
-            eprintln!("exported {n} readings");
+            eprintln!("exported {} readings", n - damaged);
+            if damaged > 0 {
+                anyhow::bail!("{damaged} stored readings could not be read");
+            }
         }
     }
     Ok(())
+}
+
+/// One quarantined reading as a JSON line: its envelope as JSON, or, when what was kept is not
+/// JSON (a record too damaged to make an envelope of), its bytes as lowercase hex in `record`.
+fn quarantined_line(seq: u64, kept: &[u8], reason: &str) -> Vec<u8> {
+    let kept = match serde_json::from_slice::<serde_json::Value>(kept) {
+        Ok(envelope) => ("envelope", envelope),
+        Err(_) => (
+            "record",
+            serde_json::Value::String(kept.iter().map(|b| format!("{b:02x}")).collect()),
+        ),
+    };
+    let mut line = serde_json::json!({ "seq": seq, "reason": reason });
+    line[kept.0] = kept.1;
+    let mut bytes = line.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
 }

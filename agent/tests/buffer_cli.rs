@@ -12,13 +12,10 @@ fn agent() -> Command {
     Command::new(env!("CARGO_BIN_EXE_emberline-agent"))
 }
 
-#[test]
-fn stats_and_export_show_what_is_buffered() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("buffer.db");
-    let now = OffsetDateTime::now_utc();
+/// A buffer of agent `edge-9` at `path` holding three readings.
+fn filled(path: &std::path::Path, now: OffsetDateTime) -> Store {
     let mut store = Store::open(StoreConfig {
-        path: path.clone(),
+        path: path.to_owned(),
         agent_id: AgentId::parse("edge-9").unwrap(),
         max_bytes: u64::MAX,
         durability: Durability::Full,
@@ -37,10 +34,24 @@ fn stats_and_export_show_what_is_buffered() {
             }
         })
         .collect();
-    let first = store.next_seq();
     store.append(&[items]).unwrap();
     store
-        .quarantine(&[first], "refused by the bridge", now)
+}
+
+#[test]
+fn stats_and_export_show_what_is_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.db");
+    let now = OffsetDateTime::now_utc();
+    let mut store = filled(&path, now);
+    let first = store.peek(1, usize::MAX).unwrap()[0].seq;
+    let oldest = store.peek(1, usize::MAX).unwrap().remove(0);
+    let kept = [
+        (oldest.seq, oldest.envelope().unwrap()),
+        (first + 100, vec![1, 2, 0xff]),
+    ];
+    store
+        .quarantine(&kept, "refused by the bridge", now)
         .unwrap();
     drop(store);
 
@@ -83,6 +94,29 @@ fn stats_and_export_show_what_is_buffered() {
         "oldest first, quarantined one left out"
     );
 
+    let quarantined = agent()
+        .args(["buffer", "export", "--quarantined", "--path"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(quarantined.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(quarantined.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "only readings still buffered can be set aside"
+    );
+    assert_eq!(lines[0]["seq"], first);
+    assert_eq!(lines[0]["reason"], "refused by the bridge");
+    assert_eq!(
+        lines[0]["envelope"]["reading_id"],
+        format!("a:edge-9:{first}")
+    );
+
     let missing = agent()
         .args(["buffer", "stats", "--path"])
         .arg(dir.path().join("none.db"))
@@ -92,6 +126,80 @@ fn stats_and_export_show_what_is_buffered() {
         !missing.status.success(),
         "a missing buffer is an error, not a new empty one"
     );
+}
+
+#[test]
+fn a_damaged_record_is_left_out_of_export_and_kept_in_quarantine_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.db");
+    let now = OffsetDateTime::now_utc();
+    let store = filled(&path, now);
+    let seqs: Vec<u64> = store
+        .peek(3, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+    drop(store);
+    // A bad disk block inside one record: a compact record cut short.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE readings SET envelope = x'0100050102' WHERE seq = ?1",
+        [seqs[1]],
+    )
+    .unwrap();
+    drop(conn);
+
+    let export = agent()
+        .args(["buffer", "export", "--path"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!export.status.success(), "a damaged record is reported");
+    let stderr = String::from_utf8_lossy(&export.stderr);
+    assert!(
+        stderr.contains(&format!("reading {} left out", seqs[1])),
+        "{stderr}"
+    );
+    let exported: Vec<String> = String::from_utf8(export.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            Envelope::from_slice(line.as_bytes())
+                .unwrap()
+                .reading_id
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        exported,
+        [
+            format!("a:edge-9:{}", seqs[0]),
+            format!("a:edge-9:{}", seqs[2])
+        ]
+    );
+
+    let mut store = Store::open(StoreConfig {
+        path: path.clone(),
+        agent_id: AgentId::parse("edge-9").unwrap(),
+        max_bytes: u64::MAX,
+        durability: Durability::Full,
+    })
+    .unwrap();
+    let damaged = store.peek_after(seqs[0], 1, usize::MAX).unwrap().remove(0);
+    assert!(damaged.envelope().is_err());
+    store
+        .quarantine(&[(damaged.seq, damaged.record().to_vec())], "damaged", now)
+        .unwrap();
+    drop(store);
+    let quarantined = agent()
+        .args(["buffer", "export", "--quarantined", "--path"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&quarantined.stdout).unwrap();
+    assert_eq!(line["record"], "0100050102");
+    assert_eq!(line["reason"], "damaged");
 }
 
 #[test]

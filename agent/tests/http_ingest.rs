@@ -92,7 +92,7 @@ async fn buffered(agent: &Agent) -> Vec<Envelope> {
     let stored = agent.state.buffer.peek(10_000, usize::MAX).await.unwrap();
     stored
         .iter()
-        .map(|s| Envelope::from_slice(&s.envelope).unwrap())
+        .map(|s| Envelope::from_slice(&s.envelope().unwrap()).unwrap())
         .collect()
 }
 
@@ -249,7 +249,7 @@ async fn device_tokens_are_enforced_when_configured() {
 
 #[tokio::test]
 async fn a_full_buffer_answers_503_with_retry_after_and_keeps_what_it_has() {
-    let agent = agent(None, 1500);
+    let agent = agent(None, 500);
     let mut accepted = 0;
     let mut refused = None;
     for _ in 0..10 {

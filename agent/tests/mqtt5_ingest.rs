@@ -276,7 +276,7 @@ async fn mqtt_3_1_1_and_5_share_the_listener_and_3_1_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_buffer_answers_quota_exceeded_and_keeps_the_connection() {
-    let listener = listener(None, 600).await;
+    let listener = listener(None, 160).await;
     let options = MqttOptions::new("dev-5", "127.0.0.1", listener.port());
     let (client, mut events) = AsyncClient::new(options, 10);
     for (n, reason) in [

@@ -256,7 +256,7 @@ async fn next_outcome(events: &mut rumqttc::EventLoop) -> Option<bool> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_buffer_refuses_the_publish_without_puback() {
-    let listener = listener(None, 600).await;
+    let listener = listener(None, 160).await;
     let port = listener.address.port().to_string();
     let publish = |n: u32| {
         Command::new("mosquitto_pub")

@@ -29,5 +29,7 @@ pub use envelope::{
     AgentId, Classification, ENVELOPE_VERSION, Envelope, EnvelopeError, Intensity, Protocol,
     ReadingId,
 };
-pub use reading::{Bounds, FieldError, FieldErrorCode, Limits, Reading, ReadingError, Unchecked};
+pub use reading::{
+    Bounds, CompactError, FieldError, FieldErrorCode, Limits, Reading, ReadingError, Unchecked,
+};
 pub use rules::{Assessment, Measurements, Profile, RulesError};

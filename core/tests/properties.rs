@@ -254,6 +254,21 @@ proptest! {
         prop_assert_eq!(reading.extra().len(), payload.as_object().unwrap().len() - 10 - usize::from(reading.seq().is_some()));
     }
 
+    /// The buffer's compact form gives back the same reading, and so the same JSON; a record
+    /// cut short anywhere is an error, never another reading.
+    #[test]
+    fn the_compact_form_gives_back_the_same_reading(payload in valid_payload()) {
+        let reading = Reading::from_json(payload, &Limits::default(), NOW).unwrap();
+        let mut compact = Vec::new();
+        reading.write_compact(&mut compact);
+        let back = Reading::from_compact(&compact).unwrap();
+        prop_assert_eq!(serde_json::to_vec(&back).unwrap(), serde_json::to_vec(&reading).unwrap());
+        prop_assert_eq!(back, reading);
+        for len in 0..compact.len() {
+            prop_assert!(Reading::from_compact(&compact[..len]).is_err(), "cut at {}", len);
+        }
+    }
+
     #[test]
     fn a_reading_inside_every_threshold_is_low(m in calm_measurements()) {
         for name in ["default", "seed-compat"] {

@@ -8,7 +8,7 @@
 //! `docs/decisions/0005-the-fsync-stays-in-the-commit.md`).
 
 mod checkpoint;
-mod envelope;
+mod record;
 mod store;
 
 use std::thread::JoinHandle;
@@ -21,8 +21,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-pub use envelope::{Incoming, Prepared};
-pub use store::{Accepted, Durability, Full, Stats, Store, StoreConfig, StoreError, Stored};
+pub use record::{Incoming, Prepared, Stored};
+pub use store::{Accepted, Durability, Full, Stats, Store, StoreConfig, StoreError};
 
 /// Most requests written in one transaction.
 const MAX_GROUP: usize = 1024;
@@ -52,7 +52,12 @@ enum Command {
         oneshot::Sender<Result<Vec<Stored>, BufferError>>,
     ),
     Remove(Vec<u64>, oneshot::Sender<Result<(), BufferError>>),
-    Quarantine(Vec<u64>, String, oneshot::Sender<Result<(), BufferError>>),
+    /// Each reading's seq and the bytes to keep of it.
+    Quarantine(
+        Vec<(u64, Vec<u8>)>,
+        String,
+        oneshot::Sender<Result<(), BufferError>>,
+    ),
     Reject(Rejected, oneshot::Sender<Result<(), BufferError>>),
     Stats(oneshot::Sender<Result<Stats, BufferError>>),
 }
@@ -72,7 +77,7 @@ pub struct Rejected {
 pub struct Gauges {
     /// Readings waiting to be forwarded.
     pub depth: Gauge,
-    /// Envelope bytes waiting (what the cap counts).
+    /// Bytes of stored records waiting (what the cap counts).
     pub bytes: Gauge,
     /// Transactions committed by ingest; fewer than requests when group commit works.
     pub commits: Counter,
@@ -135,8 +140,7 @@ impl Buffer {
 
     /// Commits readings; returns their ids once they are durable.
     pub async fn append(&self, items: Vec<Incoming>) -> Result<Vec<Accepted>, BufferError> {
-        // Serialize here, on the caller's task, so the single buffer thread only splices ids in
-        // and writes.
+        // Encode here, on the caller's task, so the single buffer thread only numbers and writes.
         let prepared = items
             .iter()
             .map(|item| Prepared::new(item, &self.agent_id))
@@ -167,8 +171,13 @@ impl Buffer {
         self.call(|reply| Command::Remove(seqs, reply)).await
     }
 
-    pub async fn quarantine(&self, seqs: Vec<u64>, reason: String) -> Result<(), BufferError> {
-        self.call(|reply| Command::Quarantine(seqs, reason, reply))
+    /// Sets readings aside, each kept as the bytes given with it (see [`Store::quarantine`]).
+    pub async fn quarantine(
+        &self,
+        readings: Vec<(u64, Vec<u8>)>,
+        reason: String,
+    ) -> Result<(), BufferError> {
+        self.call(|reply| Command::Quarantine(readings, reason, reply))
             .await
     }
 
@@ -280,8 +289,8 @@ fn serve(store: &mut Store, command: Command, gauges: &Gauges) {
             set_gauges(gauges, store);
             let _ = reply.send(result.map_err(Into::into));
         }
-        Command::Quarantine(seqs, reason, reply) => {
-            let result = store.quarantine(&seqs, &reason, OffsetDateTime::now_utc());
+        Command::Quarantine(readings, reason, reply) => {
+            let result = store.quarantine(&readings, &reason, OffsetDateTime::now_utc());
             set_gauges(gauges, store);
             let _ = reply.send(result.map_err(Into::into));
         }

@@ -21,10 +21,13 @@ use emberline_core::{AgentId, Protocol, ReadingId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use super::checkpoint::{Checkpointer, passive_checkpoint};
-use super::envelope::{Incoming, Prepared};
+use super::record::{Incoming, Prepared, Stored};
 use time::OffsetDateTime;
 
 const SCHEMA: &str = "
+-- `envelope` holds the reading's record (see `record.rs`): compact, or a JSON envelope from an
+-- agent before the compact form. `reading_id` is the device's id, or empty when the id is made
+-- from `seq` (older agents wrote those out too).
 CREATE TABLE IF NOT EXISTS readings (
     seq INTEGER PRIMARY KEY,
     reading_id TEXT NOT NULL,
@@ -76,7 +79,7 @@ impl Durability {
 pub struct StoreConfig {
     pub path: PathBuf,
     pub agent_id: AgentId,
-    /// Most envelope bytes held; past it, appends are refused.
+    /// Most bytes of stored records held; past it, appends are refused.
     pub max_bytes: u64,
     pub durability: Durability,
 }
@@ -117,13 +120,6 @@ pub struct Accepted {
 /// The buffer was full: the request's readings were not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
-
-/// A stored reading, as the forwarder sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    pub seq: u64,
-    pub envelope: Vec<u8>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Stats {
@@ -254,39 +250,25 @@ impl Store {
                  ON CONFLICT (reading_id) WHERE reading_id GLOB 'd:*' DO NOTHING",
             )?;
             for request in requests {
-                let envelopes: Vec<(u64, ReadingId, Vec<u8>)> = request
-                    .iter()
-                    .enumerate()
-                    .map(|(offset, item)| {
-                        let seq = next_seq + offset as u64;
-                        let id = item
-                            .device_id
-                            .clone()
-                            .unwrap_or_else(|| ReadingId::from_buffer(&self.config.agent_id, seq));
-                        let envelope = item.envelope(&id);
-                        (seq, id, envelope)
-                    })
-                    .collect();
-                let size: u64 = envelopes
-                    .iter()
-                    .map(|(_, _, bytes)| bytes.len() as u64)
-                    .sum();
+                let size: u64 = request.iter().map(|item| item.record.len() as u64).sum();
                 if bytes + size > self.config.max_bytes {
                     answers.push(Err(Full));
                     continue;
                 }
-                let mut accepted = Vec::with_capacity(envelopes.len());
-                for ((seq, reading_id, envelope), item) in envelopes.into_iter().zip(request) {
-                    if insert.execute(params![
-                        seq,
-                        reading_id.as_str(),
-                        item.received_at_ns,
-                        envelope
-                    ])? == 1
+                let mut accepted = Vec::with_capacity(request.len());
+                for (offset, item) in request.iter().enumerate() {
+                    let seq = next_seq + offset as u64;
+                    let stored_id = item.device_id.as_ref().map_or("", ReadingId::as_str);
+                    if insert.execute(params![seq, stored_id, item.received_at_ns, item.record])?
+                        == 1
                     {
                         depth += 1;
-                        bytes += envelope.len() as u64;
+                        bytes += item.record.len() as u64;
                     }
+                    let reading_id = item
+                        .device_id
+                        .clone()
+                        .unwrap_or_else(|| ReadingId::from_buffer(&self.config.agent_id, seq));
                     accepted.push(Accepted { reading_id });
                 }
                 next_seq += request.len() as u64;
@@ -298,8 +280,9 @@ impl Store {
         Ok(answers)
     }
 
-    /// The oldest readings, in arrival order, up to `max_count` and about `max_bytes` (at least
-    /// one reading when any is buffered).
+    /// The oldest readings, in arrival order, up to `max_count` and about `max_bytes` of stored
+    /// records (at least one reading when any is buffered). A record is smaller than its
+    /// envelope, so the forwarder cuts the batch to its byte limit once the envelopes are made.
     pub fn peek(&self, max_count: usize, max_bytes: usize) -> Result<Vec<Stored>, StoreError> {
         self.peek_after(0, max_count, max_bytes)
     }
@@ -313,16 +296,13 @@ impl Store {
         max_bytes: usize,
     ) -> Result<Vec<Stored>, StoreError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT seq, envelope FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, received_at_ns, envelope FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let mut rows = statement.query(params![seq, max_count as i64])?;
         let (mut out, mut total) = (Vec::new(), 0usize);
         while let Some(row) = rows.next()? {
-            let stored = Stored {
-                seq: row.get(0)?,
-                envelope: row.get(1)?,
-            };
-            total += stored.envelope.len();
+            let stored = stored(row)?;
+            total += stored.record().len();
             if total > max_bytes && !out.is_empty() {
                 break;
             }
@@ -333,25 +313,32 @@ impl Store {
 
     /// Deletes readings the bridge has acknowledged.
     pub fn remove(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
-        self.remove_with(seqs, None)
+        let seqs: Vec<_> = seqs.iter().map(|&seq| (seq, None)).collect();
+        self.remove_with(&seqs, None)
     }
 
     /// Moves readings the bridge refused as malformed out of the way, with the reason, in the
-    /// same transaction that removes them from the queue.
+    /// same transaction that removes them from the queue. Each is kept as the bytes given with
+    /// it: its envelope, so that an operator reads JSON (or the record, if none can be made).
     pub fn quarantine(
         &mut self,
-        seqs: &[u64],
+        readings: &[(u64, Vec<u8>)],
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let nanos = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
-        self.remove_with(seqs, Some((reason, nanos)))
+        let readings: Vec<_> = readings
+            .iter()
+            .map(|(seq, kept)| (*seq, Some(kept.as_slice())))
+            .collect();
+        self.remove_with(&readings, Some((reason, nanos)))
     }
 
-    /// Deletes `seqs` from the queue, first copying them to `quarantine` when a reason is given.
+    /// Deletes readings from the queue, first copying the bytes given with each to `quarantine`
+    /// when a reason is given.
     fn remove_with(
         &mut self,
-        seqs: &[u64],
+        readings: &[(u64, Option<&[u8]>)],
         quarantine: Option<(&str, i64)>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
@@ -361,11 +348,11 @@ impl Store {
                 .prepare_cached("DELETE FROM readings WHERE seq = ?1 RETURNING length(envelope)")?;
             let mut keep = tx.prepare_cached(
                 "INSERT OR REPLACE INTO quarantine (seq, reading_id, envelope, reason, quarantined_at_ns)
-                 SELECT seq, reading_id, envelope, ?2, ?3 FROM readings WHERE seq = ?1",
+                 SELECT seq, reading_id, ?4, ?2, ?3 FROM readings WHERE seq = ?1",
             )?;
-            for seq in seqs {
-                if let Some((reason, nanos)) = quarantine {
-                    keep.execute(params![seq, reason, nanos])?;
+            for (seq, kept) in readings {
+                if let (Some((reason, nanos)), Some(kept)) = (quarantine, kept) {
+                    keep.execute(params![seq, reason, nanos, kept])?;
                 }
                 if let Some(size) = delete
                     .query_row([seq], |row| row.get::<_, u64>(0))
@@ -427,19 +414,27 @@ impl Store {
         })
     }
 
+    /// Every quarantined reading in order: its seq, the bytes kept and the reason.
+    pub fn quarantined(&self) -> Result<Vec<(u64, Vec<u8>, String)>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT seq, envelope, reason FROM quarantine ORDER BY seq")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every buffered reading in order, for `emberline-agent buffer export`.
     pub fn export(
         &self,
-        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+        mut sink: impl FnMut(&Stored) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT envelope FROM readings ORDER BY seq")?;
+            .prepare("SELECT seq, received_at_ns, envelope FROM readings ORDER BY seq")?;
         let mut rows = statement.query([])?;
         let mut n = 0;
         while let Some(row) = rows.next()? {
-            let envelope: Vec<u8> = row.get(0)?;
-            sink(&envelope).map_err(StoreError::Export)?;
+            sink(&stored(row)?).map_err(StoreError::Export)?;
             n += 1;
         }
         Ok(n)
@@ -457,6 +452,11 @@ impl Store {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+/// A row of `SELECT seq, received_at_ns, envelope`.
+fn stored(row: &rusqlite::Row<'_>) -> Result<Stored, rusqlite::Error> {
+    Ok(Stored::new(row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
 fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {

@@ -215,7 +215,7 @@ fn a_device_retry_with_the_same_seq_is_stored_once() {
 #[test]
 fn a_full_buffer_refuses_whole_requests_and_keeps_what_it_has() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(config(&dir, stored_size(A_SEQ, 0) * 3)).unwrap();
+    let mut store = Store::open(config(&dir, stored_size(0) * 3)).unwrap();
     let answers = store
         .append(&[
             vec![incoming("s0"), incoming("s0")],
@@ -257,7 +257,9 @@ fn quarantine_and_rejects_are_kept_and_counted() {
     let n = store.next_seq();
     store.append(&[vec![incoming("a"), incoming("b")]]).unwrap();
     let now = datetime!(2025-05-24 18:05 UTC);
-    store.quarantine(&[n], "bridge said 400", now).unwrap();
+    store
+        .quarantine(&[(n, b"{\"kept\":1}".to_vec())], "bridge said 400", now)
+        .unwrap();
     store
         .reject(
             Protocol::Mqtt,
@@ -270,6 +272,10 @@ fn quarantine_and_rejects_are_kept_and_counted() {
     let stats = store.stats().unwrap();
     assert_eq!((stats.depth, stats.quarantined, stats.rejected), (1, 1, 1));
     assert_eq!(store.peek(10, usize::MAX).unwrap()[0].seq, n + 1);
+    assert_eq!(
+        store.quarantined().unwrap(),
+        [(n, b"{\"kept\":1}".to_vec(), "bridge said 400".to_owned())]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +326,7 @@ proptest! {
     #[test]
     fn the_buffer_behaves_like_a_capped_fifo(ops in prop::collection::vec(op(), 1..40), cap_readings in 3u64..12) {
         let dir = tempfile::tempdir().unwrap();
-        let cap = stored_size(A_SEQ, 0) * cap_readings;
+        let cap = stored_size(0) * cap_readings;
         let mut store = Store::open(config(&dir, cap)).unwrap();
         // The model: (reading id, stored bytes) in arrival order, and the next sequence number
         // (where a buffer empty at a start begins is random: the model takes it from the store).
@@ -329,7 +335,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Append(sensors) => {
-                    let sizes: Vec<u64> = sensors.iter().enumerate().map(|(i, s)| stored_size(next_seq + i as u64, *s)).collect();
+                    let sizes: Vec<u64> = sensors.iter().map(|s| stored_size(*s)).collect();
                     let held: u64 = model.iter().map(|(_, size)| size).sum();
                     let fits = held + sizes.iter().sum::<u64>() <= cap;
                     let items: Vec<Incoming> = sensors.iter().map(|s| incoming(&format!("s{s}"))).collect();
@@ -342,7 +348,7 @@ proptest! {
                 }
                 Op::Forward(n) => {
                     let batch = store.peek(n, usize::MAX).unwrap();
-                    let ids: Vec<String> = batch.iter().map(|s| envelope_id(&s.envelope)).collect();
+                    let ids: Vec<String> = batch.iter().map(|s| envelope_id(&s.envelope().unwrap())).collect();
                     let expected: Vec<String> = model.iter().take(n).map(|(id, _)| id.clone()).collect();
                     prop_assert_eq!(&ids, &expected);
                     store.remove(&batch.iter().map(|s| s.seq).collect::<Vec<_>>()).unwrap();
@@ -363,13 +369,11 @@ proptest! {
     }
 }
 
-/// Bytes the store holds for the reading of sensor `s{sensor}` at buffer position `seq`.
-fn stored_size(seq: u64, sensor: u8) -> u64 {
+/// Bytes the store holds for the reading of sensor `s{sensor}`.
+fn stored_size(sensor: u8) -> u64 {
     let agent = AgentId::parse("edge-1").unwrap();
-    let item = incoming(&format!("s{sensor}"));
-    let id = emberline_core::ReadingId::from_buffer(&agent, seq);
-    emberline_core::Envelope::new(id, agent, item.received_at, item.protocol, item.reading)
-        .to_vec()
+    Prepared::new(&incoming(&format!("s{sensor}")), &agent)
+        .record
         .len() as u64
 }
 
@@ -403,10 +407,32 @@ fn stored_envelopes_are_the_envelope_of_the_reading() {
             item.protocol,
             item.reading,
         );
-        assert_eq!(
-            emberline_core::Envelope::from_slice(&stored.envelope).unwrap(),
-            expected
-        );
-        assert_eq!(stored.envelope.len(), expected.to_vec().len());
+        assert_eq!(stored.envelope().unwrap(), expected.to_vec());
     }
+}
+
+#[test]
+fn envelopes_stored_by_an_older_agent_go_out_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let n = store.next_seq();
+    // Before the compact form, a row held the envelope's JSON and its id.
+    let legacy = br#"{"reading_id":"a:edge-0:7","v":1,"agent_id":"edge-0","received_at":"2025-05-24T18:03:12Z","protocol":"http","reading":{"timestamp":"2025-05-24T18:03:11Z","latitude":1.0,"longitude":2.0,"temperature":20.0,"humidity":50.0,"wind_speed":3.0,"wind_direction":90.0,"vegetation_density":0.3,"air_quality_index":20.0,"source_name":"old"}}"#;
+    rusqlite::Connection::open(dir.path().join("buffer.db"))
+        .unwrap()
+        .execute(
+            "INSERT INTO readings (seq, reading_id, received_at_ns, envelope) VALUES (?1, 'a:edge-0:7', 0, ?2)",
+            rusqlite::params![n - 1, legacy.as_slice()],
+        )
+        .unwrap();
+    store.append(&[vec![incoming("new")]]).unwrap();
+    let stored = Store::open(config(&dir, u64::MAX))
+        .unwrap()
+        .peek(10, usize::MAX)
+        .unwrap();
+    assert_eq!(stored[0].envelope().unwrap(), legacy);
+    assert_eq!(
+        envelope_id(&stored[1].envelope().unwrap()),
+        format!("a:edge-1:{n}")
+    );
 }

@@ -44,7 +44,7 @@ impl Listener {
         let stored = self.buffer.peek(100_000, usize::MAX).await.unwrap();
         stored
             .iter()
-            .map(|s| Envelope::from_slice(&s.envelope).unwrap())
+            .map(|s| Envelope::from_slice(&s.envelope().unwrap()).unwrap())
             .collect()
     }
 

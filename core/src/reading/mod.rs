@@ -5,6 +5,7 @@
 //! agent) checks only what the type guarantees — finite numbers, a valid timestamp and
 //! `source_name` — because plausibility limits are the accepting agent's configuration.
 
+mod compact;
 mod error;
 mod fields;
 mod limits;
@@ -16,6 +17,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use unchecked::{Shape, Slots};
 
+pub use compact::CompactError;
 pub use error::{FieldError, FieldErrorCode, ReadingError};
 pub use limits::{Bounds, Limits, LimitsError};
 pub use unchecked::Unchecked;

@@ -307,3 +307,27 @@ fn extra_field_names_keep_their_text_and_invalid_utf8_is_malformed() {
     let error = serde_json::from_slice::<Reading>(&invalid).unwrap_err();
     assert!(error.is_data() || error.is_syntax(), "{error}");
 }
+
+#[test]
+fn a_damaged_compact_record_is_an_error() {
+    let reading = parse(reference()).unwrap();
+    let mut compact = Vec::new();
+    reading.write_compact(&mut compact);
+    assert_eq!(Reading::from_compact(&compact).unwrap(), reading);
+    // The temperature (third number, after the 16 bytes of timestamp) made NaN.
+    let mut nan = compact.clone();
+    nan[32..40].copy_from_slice(&f64::NAN.to_le_bytes());
+    // An offset of a day and more (UtcOffset holds less than 26 hours).
+    let mut offset = compact.clone();
+    offset[12..16].copy_from_slice(&(26 * 3600i32).to_le_bytes());
+    // A byte more than the record holds.
+    let mut longer = compact.clone();
+    longer.push(b'x');
+    // A control character in the source_name (its first byte, after the length).
+    let mut name = compact.clone();
+    let at = compact.len() - "sensor-17".len();
+    name[at] = b'\n';
+    for damaged in [nan, offset, longer, name] {
+        assert!(Reading::from_compact(&damaged).is_err(), "{damaged:?}");
+    }
+}
