@@ -49,8 +49,9 @@ pub enum BufferCommand {
             default_value = "emberline-buffer.db"
         )]
         path: PathBuf,
-        /// The quarantined readings instead (those the bridge refused), each with why:
-        /// `{"seq":…,"reason":"…","envelope":{…}}` per line.
+        /// The quarantined readings instead (those the bridge refused, and records too damaged
+        /// to read), each with why: `{"seq":…,"reason":"…","envelope":{…}}` per line, or
+        /// `"record":"<hex>"` in place of the envelope for a damaged record.
         #[arg(long)]
         quarantined: bool,
     },

@@ -79,7 +79,7 @@ impl Metrics {
         );
         registry.register(
             "buffer_bytes",
-            "Envelope bytes waiting in the buffer",
+            "Bytes of stored readings waiting in the buffer (what EMBERLINE_BUFFER_MAX_BYTES caps)",
             buffer.bytes.clone(),
         );
         registry.register(

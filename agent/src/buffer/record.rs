@@ -81,10 +81,19 @@ impl Stored {
         }
     }
 
-    /// The envelope's JSON, as the bridge takes it and `raw-data` carries it.
+    /// The envelope's JSON, as the bridge takes it and `raw-data` carries it. A record that is
+    /// neither a compact one nor an envelope the bridge would take is an error, so a damaged
+    /// record is set aside alone instead of getting its whole batch refused.
     pub fn envelope(&self) -> Result<Vec<u8>, CompactError> {
-        let Some((&COMPACT, rest)) = self.record.split_first() else {
-            return Ok(self.record.clone());
+        let rest = match self.record.split_first() {
+            Some((&COMPACT, rest)) => rest,
+            Some((b'{', _)) => {
+                return match Envelope::from_slice(&self.record) {
+                    Ok(_) => Ok(self.record.clone()),
+                    Err(_) => Err(CompactError::new("stored envelope is not valid")),
+                };
+            }
+            _ => return Err(CompactError::new("unknown record format")),
         };
         let (protocol, rest) = match rest.split_first() {
             Some((0, rest)) => (Protocol::Http, rest),
@@ -107,7 +116,8 @@ impl Stored {
         let received_at =
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.received_at_ns))
                 .map_err(|_| CompactError::new("time received out of range"))?;
-        Ok(Envelope::new(reading_id, agent, received_at, protocol, reading).to_vec())
+        let envelope = Envelope::new(reading_id, agent, received_at, protocol, reading);
+        serde_json::to_vec(&envelope).map_err(|_| CompactError::new("reading cannot be written"))
     }
 
     /// The bytes as stored: kept in quarantine when no envelope can be made of them.

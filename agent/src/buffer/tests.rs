@@ -388,20 +388,28 @@ fn envelope_id(bytes: &[u8]) -> String {
 fn stored_envelopes_are_the_envelope_of_the_reading() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    // A device that numbers its readings, an offset and nanoseconds in both times, an extra
+    // field, a name that JSON escapes.
     let mut json = serde_json::to_value(reading("x", Some(3))).unwrap();
     json["source_name"] = serde_json::json!("a \"quoted\" sensor");
+    json["timestamp"] = serde_json::json!("2025-05-24T20:03:11.123456789+02:00");
+    json["battery"] = serde_json::json!({"volts": 3.7, "ok": true});
     let now = datetime!(2025-05-24 18:04 UTC);
-    let quoted = Incoming {
+    let numbered = Incoming {
         reading: Reading::from_json(json, &Limits::default(), now).unwrap(),
-        ..incoming("x")
+        protocol: Protocol::Mqtt,
+        received_at: datetime!(2025-05-24 18:03:12.987654321 UTC),
     };
-    let items = vec![incoming("plain"), quoted];
-    store.append(std::slice::from_ref(&items)).unwrap();
+    let items = vec![incoming("plain"), numbered];
+    let answered = ids(store.append(std::slice::from_ref(&items)).unwrap());
+    assert!(answered[1].starts_with("d:"), "{answered:?}");
     let agent = AgentId::parse("edge-1").unwrap();
-    for (stored, item) in store.peek(10, usize::MAX).unwrap().iter().zip(items) {
-        let expected_id = emberline_core::ReadingId::for_reading(&item.reading, &agent, stored.seq);
+    let stored = store.peek(10, usize::MAX).unwrap();
+    assert_eq!(stored.len(), 2);
+    for ((stored, item), id) in stored.iter().zip(items).zip(answered) {
+        // The id a device was given in its 202 is the one its reading travels under.
         let expected = emberline_core::Envelope::new(
-            expected_id,
+            serde_json::from_value(serde_json::json!(id)).unwrap(),
             agent.clone(),
             item.received_at,
             item.protocol,
@@ -435,4 +443,15 @@ fn envelopes_stored_by_an_older_agent_go_out_as_they_are() {
         envelope_id(&stored[1].envelope().unwrap()),
         format!("a:edge-1:{n}")
     );
+}
+
+#[test]
+fn a_record_of_no_known_form_is_an_error_not_an_envelope() {
+    // Sent as they are, these would get their whole batch refused by the bridge.
+    for record in [&b""[..], b"\x00", b"\x02abc", b"{\"v\":1}", b"{not json"] {
+        assert!(
+            Stored::new(1, 0, record.to_vec()).envelope().is_err(),
+            "{record:?}"
+        );
+    }
 }

@@ -78,6 +78,7 @@ impl Reading {
             .and_then(|t| t.replace_nanosecond(nanos).ok())
             .zip(UtcOffset::from_whole_seconds(offset).ok())
             .and_then(|(t, offset)| t.checked_to_offset(offset))
+            .filter(writable_as_rfc3339)
             .ok_or(CompactError("timestamp out of range"))?;
         let mut values = [0.0; 8];
         for value in &mut values {
@@ -88,6 +89,9 @@ impl Reading {
             return Err(CompactError("a number is not finite"));
         }
         let [flags] = input.array()?;
+        if flags & !(HAS_SEQ | HAS_EXTRA) != 0 {
+            return Err(CompactError("unknown flags"));
+        }
         let seq = if flags & HAS_SEQ != 0 {
             Some(u64::from_le_bytes(input.array()?))
         } else {
@@ -116,6 +120,15 @@ impl Reading {
             extra,
         })
     }
+}
+
+/// Whether RFC 3339 can write the time, as every reading's JSON must: years 0 to 9999, offsets
+/// in whole minutes under 24 hours (what `time` refuses to format). A reading parsed from RFC 3339
+/// always is; a damaged record need not be.
+fn writable_as_rfc3339(t: &OffsetDateTime) -> bool {
+    (0..10_000).contains(&t.year())
+        && t.offset().whole_hours().unsigned_abs() <= 23
+        && t.offset().seconds_past_minute() == 0
 }
 
 /// The bytes not read yet.

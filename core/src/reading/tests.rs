@@ -317,9 +317,18 @@ fn a_damaged_compact_record_is_an_error() {
     // The temperature (third number, after the 16 bytes of timestamp) made NaN.
     let mut nan = compact.clone();
     nan[32..40].copy_from_slice(&f64::NAN.to_le_bytes());
-    // An offset of a day and more (UtcOffset holds less than 26 hours).
-    let mut offset = compact.clone();
-    offset[12..16].copy_from_slice(&(26 * 3600i32).to_le_bytes());
+    // Offsets and years that exist but that RFC 3339 cannot write: a day and more (`UtcOffset`
+    // holds up to 25:59:59), seconds past the minute, a year before 0.
+    let offset = |seconds: i32| {
+        let mut damaged = compact.clone();
+        damaged[12..16].copy_from_slice(&seconds.to_le_bytes());
+        damaged
+    };
+    let mut year = compact.clone();
+    year[..8].copy_from_slice(&(-62_200_000_000i64).to_le_bytes());
+    // A flag this format does not have.
+    let mut flags = compact.clone();
+    flags[80] |= 4;
     // A byte more than the record holds.
     let mut longer = compact.clone();
     longer.push(b'x');
@@ -327,7 +336,16 @@ fn a_damaged_compact_record_is_an_error() {
     let mut name = compact.clone();
     let at = compact.len() - "sensor-17".len();
     name[at] = b'\n';
-    for damaged in [nan, offset, longer, name] {
+    for damaged in [
+        nan,
+        offset(26 * 3600),
+        offset(24 * 3600),
+        offset(1),
+        year,
+        flags,
+        longer,
+        name,
+    ] {
         assert!(Reading::from_compact(&damaged).is_err(), "{damaged:?}");
     }
 }
