@@ -1,0 +1,118 @@
+use super::*;
+
+#[test]
+fn answers_are_classified_without_io() {
+    assert_eq!(classify(Some(StatusCode::OK), None, ""), Outcome::Delivered);
+    assert_eq!(
+        classify(Some(StatusCode::PAYLOAD_TOO_LARGE), None, ""),
+        Outcome::Split
+    );
+    assert!(
+        matches!(classify(Some(StatusCode::BAD_REQUEST), None, "line 3"), Outcome::Quarantine { reason } if reason.contains("line 3"))
+    );
+    let later = Some(Duration::from_secs(7));
+    assert_eq!(
+        classify(Some(StatusCode::SERVICE_UNAVAILABLE), later, ""),
+        Outcome::Retry { after: later }
+    );
+    for status in [
+        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::BAD_GATEWAY,
+    ] {
+        assert_eq!(
+            classify(Some(status), None, ""),
+            Outcome::Retry { after: None },
+            "{status}"
+        );
+    }
+    assert_eq!(classify(None, None, ""), Outcome::Retry { after: None });
+}
+
+#[test]
+fn a_batch_stops_at_its_byte_limit_and_leaves_damaged_records_out() {
+    use crate::buffer::{Durability, Incoming, Store, StoreConfig};
+    use std::io::Read as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffer.db");
+    let agent_id = AgentId::parse("edge-1").unwrap();
+    let mut store = Store::open(StoreConfig {
+        path: path.clone(),
+        agent_id,
+        max_bytes: u64::MAX,
+        durability: Durability::Normal,
+    })
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let items: Vec<Incoming> = (0..4)
+        .map(|i| Incoming {
+            reading: emberline_core::Reading::parse(
+                format!(r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":1,"longitude":2,"temperature":20,"humidity":50,"wind_speed":3,"wind_direction":90,"vegetation_density":0.3,"air_quality_index":20,"source_name":"s{i}"}}"#).as_bytes(),
+                &emberline_core::Limits::default(),
+                now,
+            )
+            .unwrap(),
+            protocol: emberline_core::Protocol::Http,
+            received_at: now,
+        })
+        .collect();
+    store.append(&[items]).unwrap();
+    let seqs: Vec<u64> = store
+        .peek(4, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE readings SET envelope = x'01' WHERE seq = ?1",
+            [seqs[1]],
+        )
+        .unwrap();
+    let stored = store.peek(4, usize::MAX).unwrap();
+    let line = stored[0].envelope().unwrap().len() + 1;
+
+    let (outgoing, damaged) = make_batch(stored.clone(), 2 * line);
+    let sent: Vec<u64> = outgoing.readings.iter().map(|s| s.seq).collect();
+    assert_eq!(
+        sent,
+        [seqs[0], seqs[2]],
+        "two lines fit; the damaged one is left out"
+    );
+    let (records, reason) = damaged.unwrap();
+    assert_eq!(records, [(seqs[1], vec![1])]);
+    assert!(reason.contains("damaged"), "{reason}");
+    let mut body = String::new();
+    flate2::read::GzDecoder::new(&outgoing.body.unwrap()[..])
+        .read_to_string(&mut body)
+        .unwrap();
+    let expected: String = [&stored[0], &stored[2]]
+        .iter()
+        .map(|s| String::from_utf8(s.envelope().unwrap()).unwrap() + "\n")
+        .collect();
+    assert_eq!(body, expected);
+
+    let (outgoing, _) = make_batch(stored, 1);
+    assert_eq!(
+        outgoing.readings.len(),
+        1,
+        "one reading goes even past the limit"
+    );
+}
+
+#[test]
+fn retry_after_is_read_in_seconds_and_capped() {
+    let mut headers = hyper::header::HeaderMap::new();
+    headers.insert(RETRY_AFTER, "12".parse().unwrap());
+    assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
+    headers.insert(RETRY_AFTER, "999999".parse().unwrap());
+    assert_eq!(retry_after(&headers), Some(Duration::from_secs(300)));
+    headers.insert(
+        RETRY_AFTER,
+        "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+    );
+    assert_eq!(retry_after(&headers), None);
+}
