@@ -448,7 +448,7 @@ fn envelopes_stored_by_an_older_agent_go_out_as_they_are() {
 #[test]
 fn a_record_of_no_known_form_is_an_error_not_an_envelope() {
     // Sent as they are, these would get their whole batch refused by the bridge.
-    for record in [&b""[..], b"\x00", b"\x02abc", b"{\"v\":1}", b"{not json"] {
+    for record in [&b""[..], b"\x00", b"\x02abc", b"{\"v\":1", b"{not json"] {
         assert!(
             Stored::new(1, 0, record.to_vec()).envelope().is_err(),
             "{record:?}"
