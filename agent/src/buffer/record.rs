@@ -82,8 +82,8 @@ impl Stored {
     }
 
     /// The envelope's JSON, as the bridge takes it and `raw-data` carries it. A record that is
-    /// neither a compact one nor an envelope the bridge would take is an error, so a damaged
-    /// record is set aside alone instead of getting its whole batch refused.
+    /// neither a compact one that decodes nor an older agent's envelope that is JSON is an
+    /// error, so a damaged record is set aside alone instead of getting its whole batch refused.
     pub fn envelope(&self) -> Result<Vec<u8>, CompactError> {
         let rest = match self.record.split_first() {
             Some((&COMPACT, rest)) => rest,
