@@ -2,25 +2,39 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use emberline_agent::buffer::{Durability, Incoming, Store, StoreConfig};
 use emberline_core::{AgentId, Envelope, Limits, Protocol, Reading};
 use time::OffsetDateTime;
 
-fn agent() -> Command {
+/// `emberline-agent buffer <args> --path <path>`.
+fn buffer(args: &[&str], path: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_emberline-agent"))
+        .arg("buffer")
+        .args(args)
+        .arg("--path")
+        .arg(path)
+        .output()
+        .unwrap()
 }
 
-/// A buffer of agent `edge-9` at `path` holding three readings.
-fn filled(path: &std::path::Path, now: OffsetDateTime) -> Store {
-    let mut store = Store::open(StoreConfig {
+/// The buffer of agent `edge-9` at `path`.
+fn open(path: &Path) -> Store {
+    Store::open(StoreConfig {
         path: path.to_owned(),
         agent_id: AgentId::parse("edge-9").unwrap(),
         max_bytes: u64::MAX,
         durability: Durability::Full,
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// A buffer at `path` holding three readings, and the seq of the first.
+fn filled(path: &Path, now: OffsetDateTime) -> (Store, u64) {
+    let mut store = open(path);
+    let first = store.next_seq();
     let items: Vec<Incoming> = (0..3)
         .map(|i| {
             let body = format!(
@@ -35,7 +49,32 @@ fn filled(path: &std::path::Path, now: OffsetDateTime) -> Store {
         })
         .collect();
     store.append(&[items]).unwrap();
-    store
+    (store, first)
+}
+
+/// The reading ids of `buffer export`'s output, in order.
+fn exported_ids(export: &Output) -> Vec<String> {
+    String::from_utf8(export.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            Envelope::from_slice(line.as_bytes())
+                .unwrap()
+                .reading_id
+                .to_string()
+        })
+        .collect()
+}
+
+/// The lines of `buffer export --quarantined`.
+fn quarantined(path: &Path) -> Vec<serde_json::Value> {
+    let out = buffer(&["export", "--quarantined"], path);
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
 }
 
 #[test]
@@ -43,8 +82,7 @@ fn stats_and_export_show_what_is_buffered() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("buffer.db");
     let now = OffsetDateTime::now_utc();
-    let mut store = filled(&path, now);
-    let first = store.peek(1, usize::MAX).unwrap()[0].seq;
+    let (mut store, first) = filled(&path, now);
     let oldest = store.peek(1, usize::MAX).unwrap().remove(0);
     let kept = [
         (oldest.seq, oldest.envelope().unwrap()),
@@ -55,11 +93,7 @@ fn stats_and_export_show_what_is_buffered() {
         .unwrap();
     drop(store);
 
-    let stats = agent()
-        .args(["buffer", "stats", "--path"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let stats = buffer(&["stats"], &path);
     assert!(
         stats.status.success(),
         "{}",
@@ -69,24 +103,10 @@ fn stats_and_export_show_what_is_buffered() {
     assert!(text.contains("readings:    2"), "{text}");
     assert!(text.contains("quarantined: 1"), "{text}");
 
-    let export = agent()
-        .args(["buffer", "export", "--path"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let export = buffer(&["export"], &path);
     assert!(export.status.success());
-    let ids: Vec<String> = String::from_utf8(export.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            Envelope::from_slice(line.as_bytes())
-                .unwrap()
-                .reading_id
-                .to_string()
-        })
-        .collect();
     assert_eq!(
-        ids,
+        exported_ids(&export),
         [
             format!("a:edge-9:{}", first + 1),
             format!("a:edge-9:{}", first + 2)
@@ -94,17 +114,7 @@ fn stats_and_export_show_what_is_buffered() {
         "oldest first, quarantined one left out"
     );
 
-    let quarantined = agent()
-        .args(["buffer", "export", "--quarantined", "--path"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(quarantined.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(quarantined.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let lines = quarantined(&path);
     assert_eq!(
         lines.len(),
         1,
@@ -117,11 +127,7 @@ fn stats_and_export_show_what_is_buffered() {
         format!("a:edge-9:{first}")
     );
 
-    let missing = agent()
-        .args(["buffer", "stats", "--path"])
-        .arg(dir.path().join("none.db"))
-        .output()
-        .unwrap();
+    let missing = buffer(&["stats"], &dir.path().join("none.db"));
     assert!(
         !missing.status.success(),
         "a missing buffer is an error, not a new empty one"
@@ -133,73 +139,43 @@ fn a_damaged_record_is_left_out_of_export_and_kept_in_quarantine_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("buffer.db");
     let now = OffsetDateTime::now_utc();
-    let store = filled(&path, now);
-    let seqs: Vec<u64> = store
-        .peek(3, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|s| s.seq)
-        .collect();
+    let (store, first) = filled(&path, now);
     drop(store);
     // A bad disk block inside one record: a compact record cut short.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
         "UPDATE readings SET envelope = x'0100050102' WHERE seq = ?1",
-        [seqs[1]],
+        [first + 1],
     )
     .unwrap();
     drop(conn);
 
-    let export = agent()
-        .args(["buffer", "export", "--path"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let export = buffer(&["export"], &path);
     assert!(!export.status.success(), "a damaged record is reported");
     let stderr = String::from_utf8_lossy(&export.stderr);
     assert!(
-        stderr.contains(&format!("reading {} left out", seqs[1])),
+        stderr.contains(&format!("reading {} left out", first + 1)),
         "{stderr}"
     );
-    let exported: Vec<String> = String::from_utf8(export.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            Envelope::from_slice(line.as_bytes())
-                .unwrap()
-                .reading_id
-                .to_string()
-        })
-        .collect();
     assert_eq!(
-        exported,
+        exported_ids(&export),
         [
-            format!("a:edge-9:{}", seqs[0]),
-            format!("a:edge-9:{}", seqs[2])
+            format!("a:edge-9:{first}"),
+            format!("a:edge-9:{}", first + 2)
         ]
     );
 
-    let mut store = Store::open(StoreConfig {
-        path: path.clone(),
-        agent_id: AgentId::parse("edge-9").unwrap(),
-        max_bytes: u64::MAX,
-        durability: Durability::Full,
-    })
-    .unwrap();
-    let damaged = store.peek_after(seqs[0], 1, usize::MAX).unwrap().remove(0);
+    let mut store = open(&path);
+    let damaged = store.peek_after(first, 1, usize::MAX).unwrap().remove(0);
     assert!(damaged.envelope().is_err());
     store
         .quarantine(&[(damaged.seq, damaged.record().to_vec())], "damaged", now)
         .unwrap();
     drop(store);
-    let quarantined = agent()
-        .args(["buffer", "export", "--quarantined", "--path"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let line: serde_json::Value = serde_json::from_slice(&quarantined.stdout).unwrap();
-    assert_eq!(line["record"], "0100050102");
-    assert_eq!(line["reason"], "damaged");
+    let lines = quarantined(&path);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["record"], "0100050102");
+    assert_eq!(lines[0]["reason"], "damaged");
 }
 
 #[test]
@@ -209,11 +185,7 @@ fn a_damaged_buffer_is_reported_and_left_where_it_is() {
     let garbage = b"this is not a database, it is garbage ".repeat(200);
     std::fs::write(&path, &garbage).unwrap();
     for command in ["stats", "export"] {
-        let out = agent()
-            .args(["buffer", command, "--path"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = buffer(&[command], &path);
         assert!(!out.status.success(), "{command} on a damaged buffer");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(".recover"), "{command}: {stderr}");

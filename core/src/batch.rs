@@ -1,6 +1,6 @@
 //! What an agent sends its bridge (design §3): batches of envelopes and heartbeats.
 //!
-//! A batch is NDJSON — one [`Envelope`] per line, as stored in the agent's buffer — sent as
+//! A batch is NDJSON — one [`Envelope`] per line, made from the agent's buffer — sent as
 //! `POST /v1/batches` with `Content-Type: application/x-ndjson`, usually gzip-compressed
 //! (`Content-Encoding: gzip`). The bridge checks every line and produces each one to `raw-data`
 //! unchanged, keyed by `source_name`. A heartbeat is one JSON [`Heartbeat`] to `/v1/heartbeats`,
@@ -14,7 +14,7 @@ use crate::envelope::{AgentId, Envelope, EnvelopeError};
 /// Media type of a batch body.
 pub const BATCH_CONTENT_TYPE: &str = "application/x-ndjson";
 
-/// Joins stored envelope records into a batch body: one record per line.
+/// Joins envelope records into a batch body: one record per line.
 pub fn encode<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut body = Vec::new();
     for record in records {

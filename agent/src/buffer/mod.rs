@@ -311,4 +311,4 @@ fn serve(store: &mut Store, command: Command, gauges: &Gauges) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -20,7 +20,7 @@ fn reading(source: &str, seq: Option<u64>) -> Reading {
     .unwrap()
 }
 
-fn incoming(source: &str) -> Incoming {
+pub(crate) fn incoming(source: &str) -> Incoming {
     Incoming {
         reading: reading(source, None),
         protocol: Protocol::Http,
@@ -28,7 +28,7 @@ fn incoming(source: &str) -> Incoming {
     }
 }
 
-fn config(dir: &tempfile::TempDir, max_bytes: u64) -> StoreConfig {
+pub(crate) fn config(dir: &tempfile::TempDir, max_bytes: u64) -> StoreConfig {
     StoreConfig {
         path: dir.path().join("buffer.db"),
         agent_id: AgentId::parse("edge-1").unwrap(),

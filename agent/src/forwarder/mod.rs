@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder as _, ExponentialBuilder};
 use emberline_core::AgentId;
-use emberline_core::batch::{BATCH_CONTENT_TYPE, Heartbeat};
+use emberline_core::batch::{self, BATCH_CONTENT_TYPE, Heartbeat};
 use hyper::StatusCode;
 use hyper::header::RETRY_AFTER;
 use secrecy::SecretString;
@@ -427,15 +427,17 @@ type Damaged = Option<(Vec<(u64, Vec<u8>)>, String)>;
 /// past `max_bytes` (always at least one), and compresses them. A record no envelope can be made
 /// of (a damaged disk) is left out of the batch and returned to be quarantined.
 fn make_batch(stored: Vec<Stored>, max_bytes: usize) -> (Outgoing, Damaged) {
-    let (mut ndjson, mut readings, mut damaged) = (Vec::new(), Vec::new(), None);
+    let (mut envelopes, mut readings, mut damaged) = (Vec::new(), Vec::new(), None);
+    let mut size = 0;
     for reading in stored {
         match reading.envelope() {
             Ok(envelope) => {
-                if !readings.is_empty() && ndjson.len() + envelope.len() + 1 > max_bytes {
+                // Each envelope and its newline.
+                size += envelope.len() + 1;
+                if !readings.is_empty() && size > max_bytes {
                     break;
                 }
-                ndjson.extend_from_slice(&envelope);
-                ndjson.push(b'\n');
+                envelopes.push(envelope);
                 readings.push(reading);
             }
             Err(error) => {
@@ -445,6 +447,7 @@ fn make_batch(stored: Vec<Stored>, max_bytes: usize) -> (Outgoing, Damaged) {
             }
         }
     }
+    let ndjson = batch::encode(envelopes.iter().map(Vec::as_slice));
     let body = gzip(&ndjson).map_err(|error| format!("cannot compress batch: {error}"));
     (Outgoing { readings, body }, damaged)
 }

@@ -32,40 +32,17 @@ fn answers_are_classified_without_io() {
 
 #[test]
 fn a_batch_stops_at_its_byte_limit_and_leaves_damaged_records_out() {
-    use crate::buffer::{Durability, Incoming, Store, StoreConfig};
+    use crate::buffer::Store;
+    use crate::buffer::tests::{config, incoming};
     use std::io::Read as _;
 
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("buffer.db");
-    let agent_id = AgentId::parse("edge-1").unwrap();
-    let mut store = Store::open(StoreConfig {
-        path: path.clone(),
-        agent_id,
-        max_bytes: u64::MAX,
-        durability: Durability::Normal,
-    })
-    .unwrap();
-    let now = OffsetDateTime::now_utc();
-    let items: Vec<Incoming> = (0..4)
-        .map(|i| Incoming {
-            reading: emberline_core::Reading::parse(
-                format!(r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":1,"longitude":2,"temperature":20,"humidity":50,"wind_speed":3,"wind_direction":90,"vegetation_density":0.3,"air_quality_index":20,"source_name":"s{i}"}}"#).as_bytes(),
-                &emberline_core::Limits::default(),
-                now,
-            )
-            .unwrap(),
-            protocol: emberline_core::Protocol::Http,
-            received_at: now,
-        })
-        .collect();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let n = store.next_seq();
+    let seqs: Vec<u64> = (n..n + 4).collect();
+    let items = (0..4).map(|i| incoming(&format!("s{i}"))).collect();
     store.append(&[items]).unwrap();
-    let seqs: Vec<u64> = store
-        .peek(4, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|s| s.seq)
-        .collect();
-    rusqlite::Connection::open(&path)
+    rusqlite::Connection::open(dir.path().join("buffer.db"))
         .unwrap()
         .execute(
             "UPDATE readings SET envelope = x'01' WHERE seq = ?1",
