@@ -9,6 +9,7 @@
 
 mod checkpoint;
 mod record;
+mod schema;
 mod store;
 
 use std::thread::JoinHandle;

@@ -15,45 +15,15 @@
 //! - The byte cap is checked before a request is written: a full buffer refuses new readings,
 //!   it never evicts old ones.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use emberline_core::{AgentId, Protocol, ReadingId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use super::checkpoint::{Checkpointer, passive_checkpoint};
 use super::record::{Incoming, Prepared, Stored};
+use super::schema::{open_checked, quick_check, set_aside};
 use time::OffsetDateTime;
-
-const SCHEMA: &str = "
--- `envelope` holds the reading's record (see `record.rs`): compact, or a JSON envelope from an
--- agent before the compact form. `reading_id` is the device's id, or empty when the id is made
--- from `seq` (older agents wrote those out too).
-CREATE TABLE IF NOT EXISTS readings (
-    seq INTEGER PRIMARY KEY,
-    reading_id TEXT NOT NULL,
-    received_at_ns INTEGER NOT NULL,
-    envelope BLOB NOT NULL
-);
--- A device that numbers its readings (`d:` ids) may send one again; it is stored once. Ids the
--- agent makes from `seq` are unique already and stay out of the index (a B-tree insert per row).
-CREATE UNIQUE INDEX IF NOT EXISTS readings_device_ids ON readings (reading_id)
-    WHERE reading_id GLOB 'd:*';
-CREATE TABLE IF NOT EXISTS quarantine (
-    seq INTEGER PRIMARY KEY,
-    reading_id TEXT NOT NULL,
-    envelope BLOB NOT NULL,
-    reason TEXT NOT NULL,
-    quarantined_at_ns INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejected (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_at_ns INTEGER NOT NULL,
-    protocol TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    reason TEXT NOT NULL
-);
-";
 
 /// How hard each commit insists on reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -459,52 +429,6 @@ fn stored(row: &rusqlite::Row<'_>) -> Result<Stored, rusqlite::Error> {
     Ok(Stored::new(row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {
-    let conn = Connection::open(&config.path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", config.durability.pragma())?;
-    quick_check(&conn)?;
-    drop_empty_autoincrement_table(&conn)?;
-    conn.execute_batch(SCHEMA)?;
-    Ok(conn)
-}
-
-/// SQLite's `quick_check`; a damaged file is `SQLITE_CORRUPT` with what the check found.
-fn quick_check(conn: &Connection) -> Result<(), rusqlite::Error> {
-    let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
-    if check != "ok" {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-            Some(check),
-        ));
-    }
-    Ok(())
-}
-
-/// Buffers made by earlier agents number readings with AUTOINCREMENT and index every id, which
-/// costs each commit two more pages and each reading two more B-tree writes; an empty one is made
-/// again in today's shape. One that still holds readings keeps its table (it works the same, only
-/// slower) until it is empty at a start.
-fn drop_empty_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Error> {
-    let sql: Option<String> = conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'readings'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?;
-    if sql.is_some_and(|sql| sql.contains("AUTOINCREMENT")) {
-        let empty: bool =
-            conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM readings)", [], |row| {
-                row.get(0)
-            })?;
-        if empty {
-            conn.execute_batch("DROP TABLE readings")?;
-        }
-    }
-    Ok(())
-}
-
 /// The first `seq` of a buffer that holds nothing: random in [10^18, 4·10^18), so that a new
 /// buffer's ids do not repeat those of one before it, and every id has the same length (19
 /// digits). Two buffers that number n1 and n2 readings overlap with a chance of about
@@ -529,18 +453,4 @@ fn after_a_possible_loss(last: u64) -> u64 {
 fn random() -> u64 {
     use std::hash::BuildHasher as _;
     std::collections::hash_map::RandomState::new().hash_one(std::process::id())
-}
-
-/// Renames a damaged buffer and its WAL files out of the way.
-fn set_aside(path: &Path) -> Result<(), StoreError> {
-    let stamp = OffsetDateTime::now_utc().unix_timestamp();
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", path.display()));
-        if from.exists() {
-            let to = PathBuf::from(format!("{}.corrupt-{stamp}{suffix}", path.display()));
-            std::fs::rename(&from, &to)
-                .map_err(|source| StoreError::Quarantine { path: from, source })?;
-        }
-    }
-    Ok(())
 }

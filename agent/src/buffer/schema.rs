@@ -1,0 +1,102 @@
+//! The buffer's file: its schema, how it is opened and checked, and how a damaged one is set
+//! aside so that the agent starts on a fresh buffer instead of crash-looping.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension as _};
+use time::OffsetDateTime;
+
+use super::store::{StoreConfig, StoreError};
+
+const SCHEMA: &str = "
+-- `envelope` holds the reading's record (see `record.rs`): compact, or a JSON envelope from an
+-- agent before the compact form. `reading_id` is the device's id, or empty when the id is made
+-- from `seq` (older agents wrote those out too).
+CREATE TABLE IF NOT EXISTS readings (
+    seq INTEGER PRIMARY KEY,
+    reading_id TEXT NOT NULL,
+    received_at_ns INTEGER NOT NULL,
+    envelope BLOB NOT NULL
+);
+-- A device that numbers its readings (`d:` ids) may send one again; it is stored once. Ids the
+-- agent makes from `seq` are unique already and stay out of the index (a B-tree insert per row).
+CREATE UNIQUE INDEX IF NOT EXISTS readings_device_ids ON readings (reading_id)
+    WHERE reading_id GLOB 'd:*';
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq INTEGER PRIMARY KEY,
+    reading_id TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    quarantined_at_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at_ns INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL
+);
+";
+
+/// Opens the buffer in WAL mode with the configured durability, checks it, and brings an empty
+/// one made by an earlier agent to today's schema.
+pub(super) fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(&config.path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", config.durability.pragma())?;
+    quick_check(&conn)?;
+    drop_empty_autoincrement_table(&conn)?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// SQLite's `quick_check`; a damaged file is `SQLITE_CORRUPT` with what the check found.
+pub(super) fn quick_check(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let check: String = conn.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
+    if check != "ok" {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(check),
+        ));
+    }
+    Ok(())
+}
+
+/// Buffers made by earlier agents number readings with AUTOINCREMENT and index every id, which
+/// costs each commit two more pages and each reading two more B-tree writes; an empty one is made
+/// again in today's shape. One that still holds readings keeps its table (it works the same, only
+/// slower) until it is empty at a start.
+fn drop_empty_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'readings'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if sql.is_some_and(|sql| sql.contains("AUTOINCREMENT")) {
+        let empty: bool =
+            conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM readings)", [], |row| {
+                row.get(0)
+            })?;
+        if empty {
+            conn.execute_batch("DROP TABLE readings")?;
+        }
+    }
+    Ok(())
+}
+
+/// Renames a damaged buffer and its WAL files out of the way.
+pub(super) fn set_aside(path: &Path) -> Result<(), StoreError> {
+    let stamp = OffsetDateTime::now_utc().unix_timestamp();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}.corrupt-{stamp}{suffix}", path.display()));
+            std::fs::rename(&from, &to)
+                .map_err(|source| StoreError::Quarantine { path: from, source })?;
+        }
+    }
+    Ok(())
+}
