@@ -103,8 +103,14 @@ fn size_hint(gzip: &[u8]) -> usize {
 }
 
 /// Checks every line of a batch; with `agent` known (tokens configured), every envelope must come
-/// from it. Any bad line refuses the whole batch.
-pub fn records(body: &Bytes, agent: Option<&AgentId>) -> Result<Vec<Record>, ApiError> {
+/// from it. Any bad line refuses the whole batch. A record larger than `max_record` (payload and
+/// key) refuses it with 413: Kafka would refuse that record every time, and an agent answered
+/// 413 splits its batch until the one reading is alone, then sets it aside.
+pub fn records(
+    body: &Bytes,
+    agent: Option<&AgentId>,
+    max_record: usize,
+) -> Result<Vec<Record>, ApiError> {
     let lines = batch::decode(body).map_err(|error| match error {
         BatchError::Empty => ApiError::malformed("the batch has no records"),
         BatchError::Line { line, .. } => ApiError::Malformed {
@@ -121,8 +127,16 @@ pub fn records(body: &Bytes, agent: Option<&AgentId>) -> Result<Vec<Record>, Api
                 line.envelope.agent_id
             )));
         }
+        let key = line.envelope.key();
+        if line.bytes.len() + key.len() > max_record {
+            return Err(ApiError::RecordTooLarge {
+                record: index + 1,
+                size: line.bytes.len() + key.len(),
+                limit: max_record,
+            });
+        }
         records.push(Record {
-            key: line.envelope.key().to_owned(),
+            key: key.to_owned(),
             payload: body.slice_ref(line.bytes),
         });
     }

@@ -89,6 +89,9 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// librdkafka's default `message.max.bytes`: the largest record the producer sends.
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
 /// A configuration a user must fix; the message says how.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -129,6 +132,18 @@ impl Config {
             kafka_options: Vec::new(),
             log_format: LogFormat::Text,
         }
+    }
+
+    /// The largest record (payload and key) the producer will send: `message.max.bytes` from
+    /// `--kafka-option`, or librdkafka's default. A larger one fails at `send` every time, so a
+    /// batch holding one is refused with 413 before anything of it is produced.
+    pub fn max_record_bytes(&self) -> usize {
+        self.kafka_options
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "message.max.bytes")
+            .and_then(|(_, value)| value.trim().parse().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
     }
 
     /// Checks everything that does not need the network, with sentences a user understands.

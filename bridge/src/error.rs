@@ -23,6 +23,14 @@ pub enum ApiError {
     },
     #[error("the body is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error(
+        "record {record} is {size} bytes with its key, more than Kafka takes ({limit}, message.max.bytes)"
+    )]
+    RecordTooLarge {
+        record: usize,
+        size: usize,
+        limit: usize,
+    },
     /// The body did not arrive within `--body-timeout` of the request head; the listener closes
     /// the connection after this answer.
     #[error("the request body did not arrive within {0:?}")]
@@ -52,6 +60,7 @@ impl ApiError {
             Self::AgentMismatch(_) => "agent_mismatch",
             Self::Malformed { .. } => "malformed",
             Self::TooLarge { .. } => "too_large",
+            Self::RecordTooLarge { .. } => "record_too_large",
             Self::BodyTimeout(_) => emberline_listen::http::BODY_TIMEOUT_CODE,
             Self::UnsupportedMedia(_) => "unsupported_media_type",
             Self::Overloaded { .. } => "overloaded",
@@ -66,7 +75,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::AgentMismatch(_) => StatusCode::FORBIDDEN,
             Self::Malformed { .. } => StatusCode::BAD_REQUEST,
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::RecordTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded { .. } | Self::InProgress { .. } | Self::Unavailable { .. } => {

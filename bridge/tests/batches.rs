@@ -194,6 +194,41 @@ async fn oversized_bodies_and_gzip_bombs_get_413() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_larger_than_kafka_takes_gets_413_and_nothing_of_its_batch_is_produced() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    // Without the check the producer refuses the record at `send` (MessageSizeTooLarge), the
+    // answer is 503 and the agent would retry that batch for ever.
+    let harness = Harness::new(bootstrap, 1, |c| {
+        c.kafka_options = vec![("message.max.bytes".into(), "4096".into())];
+    })
+    .await;
+    let mut refused: Vec<Vec<u8>> = (0..3).map(|n| envelope("edge-1", "ridge-1", n)).collect();
+    refused.push(envelope_with_extra(
+        "edge-1",
+        "ridge-1",
+        3,
+        &"x".repeat(5000),
+    ));
+    let (status, response) = harness.send(batch_request(&refused, None)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let body = json(response).await;
+    assert_eq!(body["error"], "record_too_large", "{body}");
+
+    let accepted: Vec<Vec<u8>> = (10..13)
+        .map(|n| envelope_with_extra("edge-1", "ridge-1", n, &"x".repeat(3000)))
+        .collect();
+    assert_eq!(
+        harness.send(batch_request(&accepted, None)).await.0,
+        StatusCode::OK
+    );
+    let topic = harness.config.raw_topic.clone();
+    let consumed = read_topic(bootstrap, &topic, READ_WITHIN, |seen| seen.len() >= 3).await;
+    let payloads: Vec<&[u8]> = consumed.iter().map(|r| r.payload.as_slice()).collect();
+    let sent: Vec<&[u8]> = accepted.iter().map(Vec::as_slice).collect();
+    assert_eq!(payloads, sent, "only the batch answered 200 is on raw-data");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_in_flight_limit_the_answer_is_503_with_retry_after() {
     let bootstrap = tokio::task::block_in_place(shared_broker);
     let harness = Harness::new(bootstrap, 1, |_| {}).await;

@@ -51,6 +51,7 @@ async fn accept_batch(state: &AppState, request: Request) -> Result<usize, ApiEr
         .received_bytes
         .inc_by(received.body.len() as u64);
     let (max, retry_after) = (shared.max_batch_bytes, shared.retry_after_seconds);
+    let max_record = shared.max_record_bytes;
     let Received {
         agent,
         encoding,
@@ -60,7 +61,7 @@ async fn accept_batch(state: &AppState, request: Request) -> Result<usize, ApiEr
     let decoding_state = state.clone();
     let (records, digest, reservation) = tokio::task::spawn_blocking(move || {
         let batch = body::decompress(body, encoding, max, &mut reservation, retry_after)?;
-        let records = body::records(&batch, agent.as_ref())?;
+        let records = body::records(&batch, agent.as_ref(), max_record)?;
         let digest = decoding_state.shared().recent.digest(&batch);
         Ok::<_, ApiError>((records, digest, reservation))
     })

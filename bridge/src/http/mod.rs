@@ -37,6 +37,8 @@ pub struct Shared {
     pub status_topic: String,
     pub max_body_bytes: u64,
     pub max_batch_bytes: u64,
+    /// Largest record the producer sends ([`Config::max_record_bytes`]).
+    pub max_record_bytes: usize,
     pub retry_after_seconds: u32,
     /// `--body-timeout`, named in the 408 a slow body gets (the listener enforces it).
     pub body_timeout: std::time::Duration,
@@ -61,6 +63,7 @@ impl AppState {
             status_topic: config.status_topic.clone(),
             max_body_bytes: config.max_body_bytes,
             max_batch_bytes: config.max_batch_bytes,
+            max_record_bytes: config.max_record_bytes(),
             retry_after_seconds: config.retry_after_seconds,
             body_timeout: config.body_timeout,
             in_flight: InFlight::new(in_flight),

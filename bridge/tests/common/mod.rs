@@ -76,10 +76,20 @@ impl Harness {
 
 /// Envelope bytes of reading `n` of sensor `source` taken in by `agent`.
 pub fn envelope(agent: &str, source: &str, n: u64) -> Vec<u8> {
+    envelope_with_extra(agent, source, n, "")
+}
+
+/// As [`envelope`], with an extra field `note` holding `note` when it is not empty.
+pub fn envelope_with_extra(agent: &str, source: &str, n: u64, note: &str) -> Vec<u8> {
+    let extra = if note.is_empty() {
+        String::new()
+    } else {
+        format!(r#","note":"{note}""#)
+    };
     let body = format!(
         r#"{{"timestamp":"2025-05-24T18:03:11Z","latitude":38.5,"longitude":-120.2,"temperature":{t},
         "humidity":30,"wind_speed":12,"wind_direction":270,"vegetation_density":0.6,
-        "air_quality_index":40,"source_name":"{source}","seq":{n}}}"#,
+        "air_quality_index":40,"source_name":"{source}","seq":{n}{extra}}}"#,
         t = 20 + n % 20
     );
     let now = datetime!(2025-05-24 18:04 UTC);
