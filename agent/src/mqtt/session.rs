@@ -26,6 +26,10 @@ pub enum Close {
     KeepAlive(Duration),
     #[error("a packet did not arrive whole within {0:?} of its first byte")]
     PacketTimeout(Duration),
+    /// The client did not take our answers within the packet timeout (it stopped reading its
+    /// socket): it is dropped without a DISCONNECT, which it would not read either.
+    #[error("the client did not read our answers within {0:?}")]
+    WriteTimeout(Duration),
     #[error("the listener is shutting down")]
     Shutdown,
     #[error("the first packet is not CONNECT")]
@@ -196,9 +200,14 @@ impl Transport {
             .map_err(|error| Close::Encode(error.to_string()))
     }
 
+    /// Writes what is queued, within the packet timeout: a client that stops reading would
+    /// otherwise hold its connection (and the keep-alive, which only watches reads) for ever.
     pub async fn flush(&mut self) -> Result<(), Close> {
         if !self.write.is_empty() {
-            self.stream.write_all(&self.write).await?;
+            let limit = self.packet_timeout;
+            tokio::time::timeout(limit, self.stream.write_all(&self.write))
+                .await
+                .map_err(|_| Close::WriteTimeout(limit))??;
             self.write.clear();
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! MQTT: CONNECT refuses missing and wrong credentials in both versions, and slow clients are cut
-//! off — before CONNECT, halfway through a packet whatever the keep-alive, and when silent too
-//! long under keep-alive 0.
+//! off — before CONNECT, halfway through a packet whatever the keep-alive, when silent too long
+//! under keep-alive 0, and when they stop reading what the listener answers.
 
 use std::process::Command;
 use std::time::Duration;
@@ -252,4 +252,43 @@ async fn a_publish_that_trickles_in_within_the_bound_is_acknowledged() {
     assert!(closed_within(&mut stream, BODY_BOUND * 5).await.is_some());
     agent.stop();
     assert_eq!(agent.buffered_sources(), vec![DEVICE]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answers_is_disconnected() {
+    // Keep-alive 60: only the bound on writing (the packet timeout) can cut this client off.
+    let agent = Agent::start(&[]).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(agent.mqtt).await.unwrap();
+    stream.write_all(&connect(false, 60)).await.unwrap();
+    // PINGREQs, never reading a PINGRESP, until the server stops reading them: it is stuck
+    // writing answers nobody takes. Bounded: at most 256 MiB or 30 s.
+    let pings = [0xC0, 0x00].repeat(32 * 1024);
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    loop {
+        assert!(
+            sent < 256 << 20 && started.elapsed() < Duration::from_secs(30),
+            "the server never stopped reading ({sent} bytes sent)"
+        );
+        let write = stream.write_all(&pings);
+        if tokio::time::timeout(Duration::from_millis(500), write)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent += pings.len();
+    }
+    // Still not reading: the server must give up on its write within the packet timeout. A
+    // server that did not would go on answering once we read, and the read would not end.
+    tokio::time::sleep(BODY_BOUND * 2).await;
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(BODY_BOUND * 2, stream.read_to_end(&mut sink)).await;
+    assert!(
+        read.is_ok(),
+        "still connected {:?} after the server's writes stalled",
+        BODY_BOUND * 4
+    );
 }

@@ -54,7 +54,13 @@ pub async fn serve(
         let keep_alive = connect.keep_alive;
         result = session(&mut transport, &ingest, client, keep_alive, shutdown).await;
     }
-    if let Err(close) = &result {
+    // A client that stopped reading gets no DISCONNECT: waiting to write it would hold the
+    // connection for another packet timeout.
+    if let Some(close) = result
+        .as_ref()
+        .err()
+        .filter(|close| !matches!(close, Close::WriteTimeout(_)))
+    {
         if let Some(disconnect) = reply::disconnect(close) {
             let packet = reply::fit(Packet::Disconnect(disconnect), client);
             if let Err(error) = transport.queue(|buf| reply::encode(&packet, buf)) {

@@ -166,6 +166,7 @@ pub fn disconnect(close: &Close) -> Option<Disconnect> {
         Close::BufferFailed => Code::UnspecifiedError,
         Close::Encode(_) => Code::ImplementationSpecificError,
         Close::PeerClosed
+        | Close::WriteTimeout(_)
         | Close::Io(_)
         | Close::ConnectTimeout
         | Close::NotConnect
