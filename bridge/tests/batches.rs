@@ -29,7 +29,7 @@ async fn a_batch_reaches_raw_data_keyed_byte_exact_and_in_sensor_order() {
     assert_eq!(json(response).await, serde_json::json!({ "accepted": 60 }));
 
     let topic = harness.config.raw_topic.clone();
-    let consumed = read_topic(bootstrap, &topic, READ_WITHIN, |seen| seen.len() >= 60).await;
+    let consumed = read_settled(bootstrap, &topic, READ_WITHIN, 60).await;
     assert_eq!(consumed.len(), 60, "a record was produced twice");
     let mut per_sensor: BTreeMap<String, Vec<&[u8]>> = BTreeMap::new();
     for record in &consumed {

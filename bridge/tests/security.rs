@@ -160,9 +160,13 @@ async fn hostile_batches_get_their_documented_answer() {
         1,
     );
     let huge = text.replacen("\"temperature\":", "\"temperature\":1e400,\"_t\":", 1);
+    // Inside a string (the sensor's name), so that the line is JSON but for its UTF-8.
     let mut invalid_utf8 = good.clone();
-    let at = invalid_utf8.len() - 3;
-    invalid_utf8[at] = 0xFF;
+    let at = invalid_utf8
+        .windows(7)
+        .position(|w| w == b"ridge-7")
+        .unwrap();
+    invalid_utf8[at + 2] = 0xFF;
     // (case, NDJSON body before gzip, expected status)
     let table: Vec<(&str, Vec<u8>, u16)> = vec![
         ("XSS source_name", ndjson(&[envelope(AGENT, xss, 1)]), 200),

@@ -70,8 +70,8 @@ async fn serves_agents_over_tcp_and_stops_gracefully() {
     );
 
     let topic = config.raw_topic.clone();
-    let consumed = read_topic(bootstrap, &topic, Duration::from_secs(30), |s| s.len() >= 5).await;
-    assert_eq!(consumed.len(), 5);
+    let consumed = read_settled(bootstrap, &topic, Duration::from_secs(30), 5).await;
+    assert_eq!(consumed.len(), 5, "a record was produced twice");
 }
 
 /// A batch in flight when SIGTERM comes is finished, not cut off: here Kafka is down when it

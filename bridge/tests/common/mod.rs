@@ -165,6 +165,26 @@ pub struct Consumed {
     pub offset: i64,
 }
 
+/// Reads `topic` until `expected` records have come (or panics after `within`), then for two
+/// seconds more: a record produced twice shows up as one too many.
+pub async fn read_settled(
+    bootstrap: &str,
+    topic: &str,
+    within: Duration,
+    expected: usize,
+) -> Vec<Consumed> {
+    let linger = Duration::from_secs(2);
+    let enough_since = std::sync::Mutex::new(None::<Instant>);
+    read_topic(bootstrap, topic, within + linger, move |seen| {
+        let mut since = enough_since.lock().unwrap();
+        if seen.len() < expected {
+            return false;
+        }
+        since.get_or_insert_with(Instant::now).elapsed() >= linger
+    })
+    .await
+}
+
 /// Reads `topic` from the beginning of every partition until `done` says so, or panics after
 /// `within`. Records come in offset order within each partition.
 pub async fn read_topic(
