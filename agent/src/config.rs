@@ -149,8 +149,11 @@ pub struct RunArgs {
     /// receive maximum, at most 65,535).
     #[arg(long, env = "EMBERLINE_MQTT_MAX_INFLIGHT", default_value_t = 100)]
     pub mqtt_max_inflight: usize,
+    /// Largest reading, in bytes: a `POST /ingest` body (larger: 413) and each item of a batch
+    /// (larger: that item is rejected as `too_large`).
     #[arg(long, env = "EMBERLINE_MAX_READING_BYTES", default_value_t = 64 * 1024)]
     pub max_reading_bytes: usize,
+    /// Largest `POST /v1/readings` body, in bytes (larger: 413).
     #[arg(long, env = "EMBERLINE_MAX_BATCH_BYTES", default_value_t = 8 << 20)]
     pub max_batch_bytes: usize,
     /// The bridge's base URL: `http://…`, or `https://…` for a bridge with TLS.

@@ -328,6 +328,42 @@ async fn batches_answer_per_item_as_json_array_or_ndjson() {
 }
 
 #[tokio::test]
+async fn a_batch_item_larger_than_a_reading_alone_is_refused_by_itself() {
+    // The limit of a reading sent alone is 16 KiB here; a batch may be larger, its items not.
+    let agent = agent(None, u64::MAX);
+    let mut big = reading();
+    big["note"] = json!("x".repeat(20 * 1024));
+    let mut just_fits = reading();
+    just_fits["note"] = json!("");
+    let room = 16 * 1024 - just_fits.to_string().len();
+    just_fits["note"] = json!("x".repeat(room));
+    assert_eq!(just_fits.to_string().len(), 16 * 1024);
+    let array = json!([reading(), big, just_fits]).to_string();
+    let ndjson = format!("{}\n{big}\n{just_fits}\n", reading());
+    for (media, body) in [
+        ("application/json", array),
+        ("application/x-ndjson", ndjson),
+    ] {
+        let (status, _, answer) = post(&agent, "/v1/readings", media, body, None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{media}: {answer}");
+        assert_eq!(
+            (answer["accepted"].clone(), answer["rejected"].clone()),
+            (json!(2), json!(1)),
+            "{media}: {answer}"
+        );
+        assert_eq!(answer["results"][1]["error"]["error"], json!("too_large"));
+    }
+    let stored = buffered(&agent).await;
+    assert_eq!(stored.len(), 4);
+    assert!(stored.iter().all(|e| {
+        e.reading
+            .extra()
+            .get("note")
+            .is_none_or(|n| n.as_str().unwrap().len() < 20 * 1024)
+    }));
+}
+
+#[tokio::test]
 async fn service_endpoints_report_health_buffering_and_metrics() {
     let agent = agent(None, u64::MAX);
     assert_eq!(get(&agent, "/healthz").await.0, StatusCode::OK);

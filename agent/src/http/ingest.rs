@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use emberline_core::{Protocol, Reading, ReadingError, ReadingId, Unchecked};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use super::{ApiError, AppState};
@@ -68,7 +69,7 @@ pub async fn batch(
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchAnswer>), ApiError> {
     authorize(&state, &headers)?;
-    let items = batch_items(&headers, &body)?;
+    let items = batch_items(&headers, &body, state.max_reading_bytes)?;
     let now = OffsetDateTime::now_utc();
     let mut rejected = Vec::new();
     let mut valid = Vec::with_capacity(items.len());
@@ -110,15 +111,21 @@ pub async fn batch(
 /// A batch item as decoded, or why it is not JSON at all (NDJSON lines are decoded one by one).
 type Item = Result<Unchecked, ReadingError>;
 
-/// The batch's items, from a JSON array or NDJSON; an empty batch is refused.
-fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Item>, ApiError> {
+/// The batch's items, from a JSON array or NDJSON; an empty batch is refused. An item larger than
+/// `max_item` (the most a reading sent alone may be) is that item's error: Kafka takes a record
+/// of at most about 1 MB, and a reading past it would be set aside later, after its `202`.
+fn batch_items(headers: &HeaderMap, body: &[u8], max_item: usize) -> Result<Vec<Item>, ApiError> {
     let items: Vec<Item> = match media_type(headers) {
-        Some(JSON) => serde_json::from_slice::<Vec<Unchecked>>(body)
+        Some(JSON) => serde_json::from_slice::<Vec<&RawValue>>(body)
             .map_err(|error| ApiError::Batch(format!("body is not a JSON array: {error}")))?
             .into_iter()
-            .map(Ok)
+            .map(|raw| item(raw.get().as_bytes(), max_item))
             .collect(),
-        Some(NDJSON) => ndjson_items(body),
+        Some(NDJSON) => body
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| item(line, max_item))
+            .collect(),
         _ => {
             return Err(ApiError::UnsupportedMediaType(
                 "application/json (an array) or application/x-ndjson",
@@ -129,6 +136,15 @@ fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Item>, ApiError> 
         return Err(ApiError::Batch("the batch holds no readings".into()));
     }
     Ok(items)
+}
+
+/// One item's JSON decoded, unless it is larger than `max`; JSON that does not decode is that
+/// item's error.
+fn item(json: &[u8], max: usize) -> Item {
+    if json.len() > max {
+        return Err(ReadingError::TooLarge(max));
+    }
+    serde_json::from_slice(json).map_err(|error| ReadingError::Malformed(error.to_string()))
 }
 
 /// Accepted and rejected items back in batch order.
@@ -155,16 +171,6 @@ fn merge_results(
         }
     }
     slots.into_iter().flatten().collect()
-}
-
-/// One item per non-blank line; a line that is not JSON is that item's error.
-fn ndjson_items(body: &[u8]) -> Vec<Item> {
-    body.split(|b| *b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|line| {
-            serde_json::from_slice(line).map_err(|error| ReadingError::Malformed(error.to_string()))
-        })
-        .collect()
 }
 
 async fn append(state: &AppState, incoming: Vec<Incoming>) -> Result<Vec<Accepted>, ApiError> {

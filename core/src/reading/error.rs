@@ -54,6 +54,9 @@ pub enum ReadingError {
     NotAnObject(&'static str),
     #[error("{}", summary(.0))]
     Invalid(Vec<FieldError>),
+    /// A batch item larger than a reading sent alone may be (the limit, in bytes).
+    #[error("the reading is larger than {0} bytes, the most one reading may take")]
+    TooLarge(usize),
 }
 
 fn summary(errors: &[FieldError]) -> String {
@@ -68,6 +71,7 @@ impl ReadingError {
             Self::Malformed(_) => "malformed_json",
             Self::NotAnObject(_) => "not_an_object",
             Self::Invalid(_) => "invalid_reading",
+            Self::TooLarge(_) => "too_large",
         }
     }
 
@@ -75,7 +79,7 @@ impl ReadingError {
     pub fn fields(&self) -> &[FieldError] {
         match self {
             Self::Invalid(errors) => errors,
-            Self::Malformed(_) | Self::NotAnObject(_) => &[],
+            Self::Malformed(_) | Self::NotAnObject(_) | Self::TooLarge(_) => &[],
         }
     }
 }
