@@ -126,10 +126,13 @@ pub fn sort(packets: Vec<Packet>) -> Run {
 }
 
 /// The PUBACK that answers a stored publish: stored, or kept in the rejected table, both are
-/// acknowledged (3.1.1 has no negative PUBACK); a full or failed buffer closes the connection.
+/// acknowledged (3.1.1 has no negative PUBACK); a full buffer closes the connection under a
+/// QoS 1 publish (so that the client sends it again later) and answers nothing to a QoS 0 one,
+/// as under MQTT 5; a failed buffer closes it.
 pub fn puback(pkid: Option<u16>, outcome: &Outcome) -> Result<Option<Packet>, Close> {
     match (outcome, pkid) {
-        (Outcome::Full, _) => Err(Close::BufferFull),
+        (Outcome::Full, None) => Ok(None),
+        (Outcome::Full, Some(_)) => Err(Close::BufferFull),
         (Outcome::Failed, _) => Err(Close::BufferFailed),
         (_, Some(pkid)) => Ok(Some(Packet::PubAck(PubAck::new(pkid)))),
         (_, None) => Ok(None),
@@ -171,5 +174,27 @@ fn name(packet: &Packet) -> &'static str {
         Packet::UnsubAck(_) => "UNSUBACK",
         Packet::PingResp => "PINGRESP",
         _ => "server-only",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_buffer_closes_under_qos_1_and_answers_nothing_to_qos_0() {
+        assert!(matches!(
+            puback(Some(7), &Outcome::Full),
+            Err(Close::BufferFull)
+        ));
+        assert!(matches!(puback(None, &Outcome::Full), Ok(None)));
+        assert!(matches!(
+            puback(None, &Outcome::Failed),
+            Err(Close::BufferFailed)
+        ));
+        assert!(matches!(
+            puback(Some(7), &Outcome::Stored),
+            Ok(Some(Packet::PubAck(_)))
+        ));
     }
 }
