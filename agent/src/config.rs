@@ -133,7 +133,8 @@ pub struct RunArgs {
     )]
     pub mqtt_connect_timeout_secs: u64,
     /// Seconds an MQTT packet may take to arrive whole once its first byte is in, whatever the
-    /// keep-alive: a client stalling halfway through a packet is disconnected.
+    /// keep-alive: a client stalling halfway through a packet is disconnected. Also how long an
+    /// answer may wait to be written: a client that stops reading is dropped.
     #[arg(long, env = "EMBERLINE_MQTT_PACKET_TIMEOUT_SECS", default_value_t = 10)]
     pub mqtt_packet_timeout_secs: u64,
     /// Seconds an MQTT connection that asked for keep-alive 0 may stay silent before it is

@@ -83,6 +83,7 @@ pub struct MqttConfig {
     /// Once a packet's first byte has arrived, how long the rest may take, whatever the
     /// keep-alive (which bounds silence between packets, and nothing at all when it is 0): a
     /// client stalling halfway through a packet is disconnected (MQTT 5: DISCONNECT 0x8D).
+    /// Also how long one of our answers may wait to be written to a client that stopped reading.
     pub packet_timeout: Duration,
     /// How long a connection that asked for keep-alive 0 may stay silent before it is closed
     /// (MQTT 5: DISCONNECT 0x8D); `None`: for ever, as keep-alive 0 asks. It reclaims the

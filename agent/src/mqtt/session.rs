@@ -100,7 +100,8 @@ pub struct Transport {
     /// Largest whole packet (fixed header included) accepted from the client.
     max_packet: usize,
     /// Once a packet has begun, how long the rest of it may take, whatever the keep-alive: a
-    /// client that stalls halfway through a packet is disconnected.
+    /// client that stalls halfway through a packet is disconnected. It bounds each write of our
+    /// answers too ([`Transport::flush`]).
     packet_timeout: Duration,
     /// An error found behind packets already decoded: those are answered first, then this ends
     /// the connection.
