@@ -8,8 +8,11 @@
 //!   librdkafka timeout would make the idempotent producer bump its epoch client-side (KIP-360),
 //!   which Tansu 0.6.0 rejects forever (its SQLite store looks the new epoch up and answers
 //!   `UNKNOWN_SERVER_ERROR`).
-//! - Any delivery error replaces the producer with a fresh one (new producer id), once per
+//! - A delivery error replaces the producer with a fresh one (new producer id), once per
 //!   failure generation, so a wedged or fenced producer heals instead of failing every batch.
+//!   Errors of the topic or the record (missing topic, no permission, too large) do not: any
+//!   producer would meet them again, and a lasting one (say, no ACL on `agent-status`) would
+//!   otherwise replace the producer at every heartbeat.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -80,7 +83,9 @@ impl Kafka {
         let (generation, producer) = self.current();
         let result = send_all(&producer, topic, records, self.0.timeout).await;
         drop(producer);
-        if let Err(ProduceError::Delivery(error)) = &result {
+        if let Err(ProduceError::Delivery(error)) = &result
+            && a_new_producer_may_help(error)
+        {
             self.replace(generation, error);
         }
         result
@@ -190,6 +195,31 @@ async fn send_all(
         .map_err(|_| ProduceError::TimedOut(timeout))?
 }
 
+/// Whether a fresh producer could succeed where this one failed: not for errors that belong to
+/// the topic or the record, which every producer would meet again.
+fn a_new_producer_may_help(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::{
+        ClusterAuthorizationFailed, InvalidMessageSize, InvalidRecord, InvalidTopic,
+        MessageBatchTooLarge, MessageSizeTooLarge, TopicAuthorizationFailed, UnknownPartition,
+        UnknownTopic, UnknownTopicOrPartition,
+    };
+    !matches!(
+        error.rdkafka_error_code(),
+        Some(
+            UnknownTopic
+                | UnknownPartition
+                | UnknownTopicOrPartition
+                | InvalidTopic
+                | TopicAuthorizationFailed
+                | ClusterAuthorizationFailed
+                | MessageSizeTooLarge
+                | InvalidMessageSize
+                | MessageBatchTooLarge
+                | InvalidRecord
+        )
+    )
+}
+
 /// Lets a producer go on a thread of its own once no request holds it (or after `wait`):
 /// librdkafka's destroy can block after a broker restart (DEVELOPERS.md), and no request or
 /// runtime thread may wait on it.
@@ -206,5 +236,32 @@ fn retire(producer: Arc<FutureProducer>, wait: Duration) {
         .spawn(retiring)
     {
         tracing::warn!(%error, "cannot start a thread to retire a Kafka producer");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_errors_of_the_producer_itself_replace_it() {
+        let delivery = |code| KafkaError::MessageProduction(code);
+        for code in [
+            RDKafkaErrorCode::Unknown,
+            RDKafkaErrorCode::OutOfOrderSequenceNumber,
+            RDKafkaErrorCode::InvalidProducerEpoch,
+            RDKafkaErrorCode::UnknownProducerId,
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::Fatal,
+        ] {
+            assert!(a_new_producer_may_help(&delivery(code)), "{code:?}");
+        }
+        for code in [
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::MessageSizeTooLarge,
+        ] {
+            assert!(!a_new_producer_may_help(&delivery(code)), "{code:?}");
+        }
     }
 }
