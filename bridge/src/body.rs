@@ -6,8 +6,8 @@ use std::io::Read as _;
 use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use bytes::Bytes;
-use emberline_core::AgentId;
 use emberline_core::batch::{self, BatchError};
+use emberline_core::{AgentId, ENVELOPE_VERSION, EnvelopeError};
 use flate2::read::MultiGzDecoder;
 
 use crate::error::ApiError;
@@ -102,8 +102,13 @@ fn size_hint(gzip: &[u8]) -> usize {
     }
 }
 
+/// Seconds an agent sending a newer envelope version is asked to wait: an upgrade of the bridge
+/// takes minutes, and the agent buffers meanwhile.
+const NEWER_ENVELOPE_RETRY_AFTER_SECS: u32 = 30;
+
 /// Checks every line of a batch; with `agent` known (tokens configured), every envelope must come
-/// from it. Any bad line refuses the whole batch. A record larger than `max_record` (payload and
+/// from it. Any bad line refuses the whole batch (400), but a newer envelope version than this
+/// bridge reads is answered 503: the agent keeps the batch until the bridge is upgraded. A record larger than `max_record` (payload and
 /// key) refuses it with 413: Kafka would refuse that record every time, and an agent answered
 /// 413 splits its batch until the one reading is alone, then sets it aside.
 pub fn records(
@@ -113,6 +118,14 @@ pub fn records(
 ) -> Result<Vec<Record>, ApiError> {
     let lines = batch::decode(body).map_err(|error| match error {
         BatchError::Empty => ApiError::malformed("the batch has no records"),
+        BatchError::Line {
+            line,
+            error: EnvelopeError::UnsupportedVersion { found },
+        } if found > u64::from(ENVELOPE_VERSION) => ApiError::NewerEnvelope {
+            line,
+            found,
+            retry_after: NEWER_ENVELOPE_RETRY_AFTER_SECS,
+        },
         BatchError::Line { line, .. } => ApiError::Malformed {
             message: error.to_string(),
             line: Some(line),

@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use emberline_core::ENVELOPE_VERSION;
+
 use crate::kafka::ProduceError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,17 @@ pub enum ApiError {
         record: usize,
         size: usize,
         limit: usize,
+    },
+    /// A record in a newer envelope version than this bridge reads: an agent upgraded before
+    /// its bridge. Not the agent's fault and not to be set aside: it keeps the batch and retries
+    /// until the bridge is upgraded.
+    #[error(
+        "line {line}: envelope version {found} is newer than this bridge reads ({ENVELOPE_VERSION}); upgrade the bridge"
+    )]
+    NewerEnvelope {
+        line: usize,
+        found: u64,
+        retry_after: u32,
     },
     /// The body did not arrive within `--body-timeout` of the request head; the listener closes
     /// the connection after this answer.
@@ -61,6 +74,7 @@ impl ApiError {
             Self::Malformed { .. } => "malformed",
             Self::TooLarge { .. } => "too_large",
             Self::RecordTooLarge { .. } => "record_too_large",
+            Self::NewerEnvelope { .. } => "unsupported_version",
             Self::BodyTimeout(_) => emberline_listen::http::BODY_TIMEOUT_CODE,
             Self::UnsupportedMedia(_) => "unsupported_media_type",
             Self::Overloaded { .. } => "overloaded",
@@ -78,9 +92,10 @@ impl ApiError {
             Self::TooLarge { .. } | Self::RecordTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Overloaded { .. } | Self::InProgress { .. } | Self::Unavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Overloaded { .. }
+            | Self::InProgress { .. }
+            | Self::Unavailable { .. }
+            | Self::NewerEnvelope { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +115,13 @@ impl ApiError {
             Self::Internal(cause) => tracing::error!(error = %cause, "internal error"),
             Self::Overloaded { limit, .. } => {
                 tracing::warn!(limit, "in-flight bytes limit reached; answering 503");
+            }
+            Self::NewerEnvelope { found, .. } => {
+                tracing::warn!(
+                    found,
+                    reads = ENVELOPE_VERSION,
+                    "an agent sends a newer envelope version than this bridge reads; answering 503 until the bridge is upgraded"
+                );
             }
             other => tracing::info!(code = other.code(), error = %other, "request refused"),
         }
@@ -124,7 +146,8 @@ impl IntoResponse for ApiError {
             }
             Self::Overloaded { retry_after, .. }
             | Self::InProgress { retry_after }
-            | Self::Unavailable { retry_after, .. } => {
+            | Self::Unavailable { retry_after, .. }
+            | Self::NewerEnvelope { retry_after, .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}

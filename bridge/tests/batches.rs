@@ -228,6 +228,57 @@ async fn a_record_larger_than_kafka_takes_gets_413_and_nothing_of_its_batch_is_p
     assert_eq!(payloads, sent, "only the batch answered 200 is on raw-data");
 }
 
+/// An agent upgraded before its bridge: its newer envelopes are not malformed, and a 400 would
+/// make it set the readings aside. A 503 keeps them in its buffer until the bridge can read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_envelope_version_gets_503_and_nothing_of_its_batch_is_produced() {
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let harness = Harness::new(bootstrap, 1, |_| {}).await;
+    let current = envelope("edge-1", "ridge-1", 1);
+    let newer = String::from_utf8(envelope("edge-1", "ridge-1", 2))
+        .unwrap()
+        .replacen("{\"v\":1,", "{\"v\":2,", 1);
+    assert!(newer.starts_with("{\"v\":2,"), "{newer}");
+    let batch = vec![current.clone(), newer.into_bytes()];
+    let (status, response) = harness.send(batch_request(&batch, None)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "30");
+    let body = json(response).await;
+    assert_eq!(body["error"], "unsupported_version", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("line 2:"),
+        "{body}"
+    );
+
+    let older = String::from_utf8(current.clone())
+        .unwrap()
+        .replacen("{\"v\":1,", "{\"v\":0,", 1);
+    let (status, response) = harness
+        .send(batch_request(&[older.into_bytes()], None))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "no bridge ever wrote version 0"
+    );
+    assert_eq!(json(response).await["error"], "malformed");
+
+    let sentinel = envelope("edge-1", "sentinel", 99);
+    assert_eq!(
+        harness
+            .send(batch_request(std::slice::from_ref(&sentinel), None))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let topic = harness.config.raw_topic.clone();
+    let consumed = read_topic(bootstrap, &topic, READ_WITHIN, |seen| !seen.is_empty()).await;
+    assert_eq!(
+        consumed[0].payload, sentinel,
+        "a refused record reached Kafka"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_in_flight_limit_the_answer_is_503_with_retry_after() {
     let bootstrap = tokio::task::block_in_place(shared_broker);
