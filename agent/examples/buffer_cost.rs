@@ -34,6 +34,7 @@ fn main() -> anyhow::Result<()> {
             agent_id: agent.clone(),
             max_bytes: u64::MAX,
             durability,
+            max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
         })?;
         store.checkpoint_in_background()?;
         let (cpu, wall) = (cpu_seconds()?, Instant::now());

@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
         agent_id: AgentId::parse("bench").map_err(anyhow::Error::msg)?,
         max_bytes: u64::MAX,
         durability: Durability::Normal,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })?;
     let now = OffsetDateTime::now_utc();
     let mut written = 0;

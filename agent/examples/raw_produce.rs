@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         agent_id: AgentId::parse("bench").map_err(anyhow::Error::msg)?,
         max_bytes: u64::MAX,
         durability: Durability::Normal,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })?;
     let records = store.peek(usize::MAX, usize::MAX)?;
     let keyed: Vec<(String, Vec<u8>)> = records

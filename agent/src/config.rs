@@ -80,6 +80,11 @@ pub struct RunArgs {
     /// Most bytes of readings held while the bridge is away; past it ingest answers 503.
     #[arg(long, env = "EMBERLINE_BUFFER_MAX_BYTES", default_value_t = 1 << 30)]
     pub buffer_max_bytes: u64,
+    /// Most bytes of invalid MQTT payloads kept in the buffer's rejected table for an operator
+    /// (payload, topic and reason); past it the oldest are dropped and counted. Apart from the
+    /// readings' cap: invalid publishes never take room from readings.
+    #[arg(long, env = "EMBERLINE_REJECTED_MAX_BYTES", default_value_t = crate::buffer::DEFAULT_MAX_REJECTED_BYTES)]
+    pub rejected_max_bytes: u64,
     /// `full`: fsync every commit. `normal`: fsync at checkpoints (less flash wear; a power cut
     /// can lose the last acknowledged readings).
     #[arg(

@@ -57,6 +57,7 @@ fn buffer(command: BufferCommand) -> Result<()> {
         agent_id: AgentId::parse("inspect").map_err(anyhow::Error::msg)?,
         max_bytes: u64::MAX,
         durability: emberline_agent::buffer::Durability::Full,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })
     .with_context(|| {
         format!(

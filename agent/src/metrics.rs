@@ -92,6 +92,16 @@ impl Metrics {
             "Time to write and commit one group of ingested readings, fsync included",
             buffer.commit_seconds.clone(),
         );
+        registry.register(
+            "rejected_bytes",
+            "Bytes of invalid payloads kept in the rejected table (what EMBERLINE_REJECTED_MAX_BYTES caps)",
+            buffer.rejected_bytes.clone(),
+        );
+        registry.register(
+            "rejected_evicted",
+            "Rejected payloads dropped, oldest first, to keep the rejected table under its cap",
+            buffer.rejected_evicted.clone(),
+        );
         registry
     }
 }

@@ -41,6 +41,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         agent_id: agent_id.clone(),
         max_bytes: args.buffer_max_bytes,
         durability: args.buffer_durability,
+        max_rejected_bytes: args.rejected_max_bytes,
     })
     .with_context(|| format!("cannot open the buffer at {}", args.buffer_path.display()))?;
     let metrics = Metrics::default();

@@ -29,6 +29,7 @@ async fn a_high_reading_is_announced_locally_while_the_bridge_is_down() {
         agent_id: agent.clone(),
         max_bytes: u64::MAX,
         durability: Durability::Full,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })
     .unwrap();
     let bus_port = free_port().unwrap();

@@ -27,6 +27,7 @@ fn open(path: &Path) -> Store {
         agent_id: AgentId::parse("edge-9").unwrap(),
         max_bytes: u64::MAX,
         durability: Durability::Full,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })
     .unwrap()
 }

@@ -27,6 +27,7 @@ fn agent(tokens: Option<&str>, max_buffer_bytes: u64) -> Agent {
         agent_id: AgentId::parse("edge-1").unwrap(),
         max_bytes: max_buffer_bytes,
         durability: Durability::Full,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })
     .unwrap();
     let metrics = Metrics::default();

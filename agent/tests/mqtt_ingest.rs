@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use emberline_core::Protocol;
 use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
-use support::{listener, payload};
+use support::{listener, listener_with_rejected_cap, payload};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,6 +196,65 @@ async fn invalid_payloads_are_acknowledged_and_kept_as_rejected() {
         (stats.depth, stats.rejected),
         (0, 4),
         "nothing invalid stored, every one kept as rejected"
+    );
+}
+
+/// A client that streams invalid publishes cannot fill the disk: the rejected table keeps the
+/// newest under its cap, counts what it drops, and readings are not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rejected_table_keeps_the_newest_under_its_cap() {
+    const CAP: u64 = 4_000;
+    let listener = listener_with_rejected_cap(None, u64::MAX, CAP).await;
+    let options = MqttOptions::new("dev-4", "127.0.0.1", listener.port());
+    let (client, mut events) = AsyncClient::new(options, 100);
+    let invalid = |n: u32| format!("{{not json {n:03} {}", "x".repeat(300));
+    let topic = "sensors/dev-4/readings";
+    for n in 0..40 {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, invalid(n))
+            .await
+            .unwrap();
+    }
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload("dev-4", 1))
+        .await
+        .unwrap();
+    let mut acks = 0;
+    while acks < 41 {
+        let outcome = tokio::time::timeout(Duration::from_secs(10), next_outcome(&mut events))
+            .await
+            .expect("every publish acknowledged in time");
+        assert_ne!(
+            outcome,
+            Some(true),
+            "the connection broke after {acks} PUBACKs"
+        );
+        acks += usize::from(outcome == Some(false));
+    }
+    let kept = listener.rejected_payloads();
+    let gauges = listener.buffer.gauges();
+    let held = gauges.rejected_bytes.get();
+    assert!(
+        (1..40).contains(&kept.len()) && held <= CAP as i64,
+        "{} rows, {held} bytes kept under a cap of {CAP}",
+        kept.len()
+    );
+    assert_eq!(
+        held,
+        listener.rejected_bytes_in_table(),
+        "the cap counts what is there"
+    );
+    let expected: Vec<String> = (40 - kept.len() as u32..40).map(invalid).collect();
+    assert_eq!(kept, expected, "the newest kept, in order");
+    assert_eq!(
+        gauges.rejected_evicted.get(),
+        40 - kept.len() as u64,
+        "every dropped row counted"
+    );
+    assert_eq!(
+        listener.buffered().await.len(),
+        1,
+        "the valid reading stored"
     );
 }
 

@@ -93,6 +93,7 @@ async fn exits_cleanly(extra: &[String]) {
         agent_id: AgentId::parse("inspect").unwrap(),
         max_bytes: u64::MAX,
         durability: Durability::Full,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })
     .unwrap();
     assert_eq!(

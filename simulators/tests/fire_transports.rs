@@ -56,6 +56,7 @@ async fn agent() -> Agent {
         agent_id: AgentId::parse("edge-1").unwrap(),
         max_bytes: 1 << 30,
         durability: Durability::Full,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })
     .unwrap();
     let tokens = Some(Arc::new(Tokens::parse(&tokens_text("token")).unwrap()));

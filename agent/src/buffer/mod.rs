@@ -23,7 +23,9 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 pub use record::{Incoming, Prepared, Stored};
-pub use store::{Accepted, Durability, Full, Stats, Store, StoreConfig, StoreError};
+pub use store::{
+    Accepted, DEFAULT_MAX_REJECTED_BYTES, Durability, Full, Stats, Store, StoreConfig, StoreError,
+};
 
 /// Most requests written in one transaction.
 const MAX_GROUP: usize = 1024;
@@ -85,6 +87,10 @@ pub struct Gauges {
     /// Seconds each of those took, its fsync included: every device waiting on the group waits
     /// this long, so a slow disk shows here first.
     pub commit_seconds: Histogram,
+    /// Bytes the rejected table holds (what `--rejected-max-bytes` caps).
+    pub rejected_bytes: Gauge,
+    /// Rejected payloads dropped, oldest first, to keep the rejected table under its cap.
+    pub rejected_evicted: Counter,
 }
 
 impl Default for Gauges {
@@ -95,6 +101,8 @@ impl Default for Gauges {
             commits: Counter::default(),
             // 0.1 ms to about 0.8 s.
             commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
+            rejected_bytes: Gauge::default(),
+            rejected_evicted: Counter::default(),
         }
     }
 }
@@ -243,6 +251,9 @@ fn set_gauges(gauges: &Gauges, store: &Store) {
     gauges
         .bytes
         .set(i64::try_from(store.bytes()).unwrap_or(i64::MAX));
+    gauges
+        .rejected_bytes
+        .set(i64::try_from(store.rejected_bytes()).unwrap_or(i64::MAX));
 }
 
 type Reply = oneshot::Sender<Result<Vec<Accepted>, BufferError>>;
@@ -303,7 +314,17 @@ fn serve(store: &mut Store, command: Command, gauges: &Gauges) {
                 &r.reason,
                 OffsetDateTime::now_utc(),
             );
-            let _ = reply.send(result.map_err(Into::into));
+            if let Ok(evicted @ 1..) = result {
+                if gauges.rejected_evicted.get() == 0 {
+                    tracing::warn!(
+                        "the rejected table is at its cap: the oldest rejected payloads are dropped \
+                         from now on (emberline_agent_rejected_evicted_total counts them)"
+                    );
+                }
+                gauges.rejected_evicted.inc_by(evicted);
+            }
+            set_gauges(gauges, store);
+            let _ = reply.send(result.map(drop).map_err(Into::into));
         }
         Command::Stats(reply) => {
             let _ = reply.send(store.stats().map_err(Into::into));

@@ -14,6 +14,9 @@
 //!   readings were already forwarded under the next numbers.
 //! - The byte cap is checked before a request is written: a full buffer refuses new readings,
 //!   it never evicts old ones.
+//! - The `rejected` table (payloads that failed validation, kept for an operator) has a cap of
+//!   its own and is a ring: past it the oldest rejected payloads go, counted. It never takes
+//!   room from readings, and a client streaming invalid publishes cannot fill the disk.
 
 use std::path::PathBuf;
 
@@ -52,7 +55,18 @@ pub struct StoreConfig {
     /// Most bytes of stored records held; past it, appends are refused.
     pub max_bytes: u64,
     pub durability: Durability,
+    /// Most bytes the `rejected` table keeps (payload, origin and reason of each row); past it
+    /// the oldest rows are dropped. The newest row is kept even when it alone is larger.
+    pub max_rejected_bytes: u64,
 }
+
+/// What `--rejected-max-bytes` defaults to: 16 MiB, about 250 of the largest MQTT packets the
+/// listener takes by default, or tens of thousands of ordinary invalid readings.
+pub const DEFAULT_MAX_REJECTED_BYTES: u64 = 16 << 20;
+
+/// What a row of `rejected` counts against its cap, in SQL: text lengths in bytes, not characters.
+const REJECTED_ROW_BYTES: &str =
+    "length(CAST(payload AS BLOB)) + length(CAST(origin AS BLOB)) + length(CAST(reason AS BLOB))";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,6 +124,8 @@ pub struct Store {
     next_seq: u64,
     depth: u64,
     bytes: u64,
+    /// Bytes of `rejected` rows, as [`REJECTED_ROW_BYTES`] counts them.
+    rejected_bytes: u64,
 }
 
 impl Store {
@@ -144,6 +160,11 @@ impl Store {
         )?;
         let last: Option<u64> =
             conn.query_row("SELECT MAX(seq) FROM readings", [], |row| row.get(0))?;
+        let rejected_bytes: u64 = conn.query_row(
+            &format!("SELECT COALESCE(SUM({REJECTED_ROW_BYTES}), 0) FROM rejected"),
+            [],
+            |row| row.get(0),
+        )?;
         Ok(Self {
             checkpointer: None,
             conn,
@@ -155,6 +176,7 @@ impl Store {
             config,
             depth,
             bytes,
+            rejected_bytes,
         })
     }
 
@@ -339,6 +361,8 @@ impl Store {
     }
 
     /// Keeps a payload that failed validation (MQTT has no negative acknowledgement in 3.1.1).
+    /// When the table would pass its cap, the oldest rows go first, in the same transaction;
+    /// returns how many went.
     pub fn reject(
         &mut self,
         protocol: Protocol,
@@ -346,17 +370,44 @@ impl Store {
         payload: &[u8],
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let nanos = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
         let protocol = match protocol {
             Protocol::Http => "http",
             Protocol::Mqtt => "mqtt",
         };
-        self.conn.execute(
+        let size = (payload.len() + origin.len() + reason.len()) as u64;
+        let tx = self.conn.transaction()?;
+        let (mut kept, mut evicted) = (self.rejected_bytes, 0);
+        {
+            let mut oldest = tx.prepare_cached(&format!(
+                "DELETE FROM rejected WHERE id = (SELECT MIN(id) FROM rejected) RETURNING {REJECTED_ROW_BYTES}"
+            ))?;
+            while kept > 0 && kept + size > self.config.max_rejected_bytes {
+                match oldest
+                    .query_row([], |row| row.get::<_, u64>(0))
+                    .optional()?
+                {
+                    Some(gone) => {
+                        kept = kept.saturating_sub(gone);
+                        evicted += 1;
+                    }
+                    None => kept = 0,
+                }
+            }
+        }
+        tx.execute(
             "INSERT INTO rejected (received_at_ns, protocol, origin, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![nanos, protocol, origin, payload, reason],
         )?;
-        Ok(())
+        tx.commit()?;
+        self.rejected_bytes = kept + size;
+        Ok(evicted)
+    }
+
+    /// Bytes the `rejected` table holds, as its cap counts them.
+    pub fn rejected_bytes(&self) -> u64 {
+        self.rejected_bytes
     }
 
     pub fn stats(&self) -> Result<Stats, StoreError> {

@@ -208,6 +208,7 @@ async fn a_backlog_of_one_batch_and_a_bit_goes_out_once() {
         agent_id: agent.clone(),
         max_bytes: u64::MAX,
         durability: Durability::Normal,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
     })
     .unwrap();
     let now = time::OffsetDateTime::now_utc();

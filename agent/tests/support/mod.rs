@@ -50,9 +50,29 @@ impl Listener {
 
     /// The reasons in the buffer's rejected table, oldest first.
     pub fn rejected_reasons(&self) -> Vec<String> {
+        self.rejected_column("reason")
+    }
+
+    /// The payloads in the buffer's rejected table, oldest first.
+    pub fn rejected_payloads(&self) -> Vec<String> {
+        self.rejected_column("CAST(payload AS TEXT)")
+    }
+
+    /// What the rejected table holds, counted as its cap counts: payload, origin and reason.
+    pub fn rejected_bytes_in_table(&self) -> i64 {
+        let db = rusqlite::Connection::open(&self.buffer_path).unwrap();
+        db.query_row(
+            "SELECT SUM(length(payload) + length(CAST(origin AS BLOB)) + length(CAST(reason AS BLOB))) FROM rejected",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
+    fn rejected_column(&self, column: &str) -> Vec<String> {
         let db = rusqlite::Connection::open(&self.buffer_path).unwrap();
         let mut query = db
-            .prepare("SELECT reason FROM rejected ORDER BY rowid")
+            .prepare(&format!("SELECT {column} FROM rejected ORDER BY rowid"))
             .unwrap();
         let rows = query.query_map([], |row| row.get(0)).unwrap();
         rows.map(Result::unwrap).collect()
@@ -70,6 +90,20 @@ impl Listener {
 
 /// Starts a listener; `tokens` is a device tokens file's text.
 pub async fn listener(tokens: Option<&str>, max_buffer_bytes: u64) -> Listener {
+    listener_with_rejected_cap(
+        tokens,
+        max_buffer_bytes,
+        emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
+    )
+    .await
+}
+
+/// [`listener`] whose buffer keeps at most `max_rejected_bytes` of rejected publishes.
+pub async fn listener_with_rejected_cap(
+    tokens: Option<&str>,
+    max_buffer_bytes: u64,
+    max_rejected_bytes: u64,
+) -> Listener {
     emberline_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let buffer_path = dir.path().join("buffer.db");
@@ -78,6 +112,7 @@ pub async fn listener(tokens: Option<&str>, max_buffer_bytes: u64) -> Listener {
         agent_id: AgentId::parse("edge-1").unwrap(),
         max_bytes: max_buffer_bytes,
         durability: Durability::Full,
+        max_rejected_bytes,
     })
     .unwrap();
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
