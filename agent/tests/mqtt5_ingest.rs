@@ -18,7 +18,9 @@ use rumqttc::v5::mqttbytes::v5::{
     PubAckReason, Publish, Subscribe, SubscribeReasonCode,
 };
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
-use support::{Listener, MAX_INFLIGHT, MAX_PACKET_BYTES, listener, payload};
+use support::{
+    Listener, MAX_INFLIGHT, MAX_PACKET_BYTES, Options, listener, listener_with, payload,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -84,7 +86,8 @@ async fn rumqttc_v5_puback_follows_the_commit_and_connack_states_the_limits() {
     assert_eq!(limits.topic_alias_max, Some(0));
     assert_eq!(limits.wildcard_subscription_available, Some(0));
 
-    // Twice the receive maximum: the client has to wait for PUBACKs half-way.
+    // Twice the receive maximum: rumqttc holds back what passes the maximum CONNACK gave it
+    // (the next test sends past it regardless).
     let total = 2 * MAX_INFLIGHT;
     for n in 0..total as u32 {
         client
@@ -361,6 +364,38 @@ fn disconnect_reason(packets: &[Packet]) -> Option<DisconnectReasonCode> {
         Some(Packet::Disconnect(disconnect)) => Some(disconnect.reason_code),
         _ => None,
     }
+}
+
+/// The receive maximum is kept by the listener, not only by polite clients: publishes written
+/// at once far past it are still read, committed and answered at most that many at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_past_the_receive_maximum_are_taken_no_more_than_it_at_a_time() {
+    const INFLIGHT: usize = 2;
+    let listener = listener_with(Options {
+        max_inflight: INFLIGHT,
+        ..Options::default()
+    })
+    .await;
+    let mut packets: Vec<Packet> = (1..=20)
+        .map(|n| publish(n, QoS::AtLeastOnce, false, payload("dev-5", u32::from(n))))
+        .collect();
+    // A retained publish after them ends the connection once they are answered.
+    packets.push(publish(21, QoS::AtLeastOnce, true, payload("dev-5", 21)));
+    let bytes = encode(&packets);
+    // More than one read of the listener (4 KiB) takes: without the bound, a read's worth of
+    // publishes would be one commit.
+    assert!(bytes.len() > 4096, "{} bytes", bytes.len());
+    let answers = exchange(&listener, 30, "raw-5", &bytes).await;
+    let acks = answers
+        .iter()
+        .filter(|p| matches!(p, Packet::PubAck(a) if a.reason == PubAckReason::Success))
+        .count();
+    assert_eq!(acks, 20, "{answers:?}");
+    let commits = listener.buffer.gauges().commits.get();
+    assert!(
+        commits >= 20 / INFLIGHT as u64,
+        "20 publishes committed in {commits} groups: more than {INFLIGHT} were taken at once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use emberline_core::Protocol;
 use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
-use support::{listener, listener_with_rejected_cap, payload};
+use support::{Options, listener, listener_with, payload};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +204,11 @@ async fn invalid_payloads_are_acknowledged_and_kept_as_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rejected_table_keeps_the_newest_under_its_cap() {
     const CAP: u64 = 4_000;
-    let listener = listener_with_rejected_cap(None, u64::MAX, CAP).await;
+    let listener = listener_with(Options {
+        max_rejected_bytes: CAP,
+        ..Options::default()
+    })
+    .await;
     let options = MqttOptions::new("dev-4", "127.0.0.1", listener.port());
     let (client, mut events) = AsyncClient::new(options, 100);
     let invalid = |n: u32| format!("{{not json {n:03} {}", "x".repeat(300));

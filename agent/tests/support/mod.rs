@@ -90,20 +90,42 @@ impl Listener {
 
 /// Starts a listener; `tokens` is a device tokens file's text.
 pub async fn listener(tokens: Option<&str>, max_buffer_bytes: u64) -> Listener {
-    listener_with_rejected_cap(
+    listener_with(Options {
         tokens,
         max_buffer_bytes,
-        emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
-    )
+        ..Options::default()
+    })
     .await
 }
 
-/// [`listener`] whose buffer keeps at most `max_rejected_bytes` of rejected publishes.
-pub async fn listener_with_rejected_cap(
-    tokens: Option<&str>,
-    max_buffer_bytes: u64,
-    max_rejected_bytes: u64,
-) -> Listener {
+/// What a test may change of its listener.
+pub struct Options<'a> {
+    /// A device tokens file's text; without it every device is accepted.
+    pub tokens: Option<&'a str>,
+    pub max_buffer_bytes: u64,
+    pub max_rejected_bytes: u64,
+    pub max_inflight: usize,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            tokens: None,
+            max_buffer_bytes: u64::MAX,
+            max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
+            max_inflight: MAX_INFLIGHT,
+        }
+    }
+}
+
+/// Starts a listener as `options` say.
+pub async fn listener_with(options: Options<'_>) -> Listener {
+    let Options {
+        tokens,
+        max_buffer_bytes,
+        max_rejected_bytes,
+        max_inflight,
+    } = options;
     emberline_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let buffer_path = dir.path().join("buffer.db");
@@ -127,7 +149,7 @@ pub async fn listener_with_rejected_cap(
         acceptor: emberline_listen::Acceptor::Plain,
         config: MqttConfig {
             max_packet_bytes: MAX_PACKET_BYTES,
-            max_inflight: MAX_INFLIGHT,
+            max_inflight,
             connect_timeout: Duration::from_secs(5),
             packet_timeout: Duration::from_secs(10),
             idle_timeout: None,
