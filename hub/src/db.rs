@@ -76,8 +76,9 @@ pub fn failure(error: &sqlx::Error) -> Failure {
         return Failure::Transient;
     };
     match code.get(..2) {
-        // data exception, integrity constraint violation, invalid text representation
-        Some("22" | "23") => Failure::Permanent,
+        // data exception (invalid text representation among them), integrity constraint
+        // violation, program limit exceeded (a value too large for an index row, say)
+        Some("22" | "23" | "54") => Failure::Permanent,
         _ => Failure::Transient,
     }
 }
