@@ -30,6 +30,7 @@ pub use envelope::{
     ReadingId,
 };
 pub use reading::{
-    Bounds, CompactError, FieldError, FieldErrorCode, Limits, Reading, ReadingError, Unchecked,
+    Bounds, CompactError, FieldError, FieldErrorCode, Limits, MAX_EXTRA_DEPTH, Reading,
+    ReadingError, Unchecked,
 };
 pub use rules::{Assessment, Measurements, Profile, RulesError};

@@ -16,6 +16,8 @@ pub enum FieldErrorCode {
     ControlCharacter,
     InvalidTimestamp,
     InFuture,
+    /// An extra field nested deeper than [`MAX_EXTRA_DEPTH`](super::MAX_EXTRA_DEPTH).
+    TooDeep,
 }
 
 /// One bad field: its name, a code, and a sentence naming the problem and the value received.

@@ -7,6 +7,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{Bounds, FieldError, FieldErrorCode};
 
+/// Most levels of arrays and objects inside one extra field. The envelope puts a reading two
+/// levels down and every JSON reader on the way (the bridge, the hub) stops at 128 levels, so a
+/// reading taken here must stay well inside that, or one device's reading would get the whole
+/// batch it travels in refused downstream.
+pub const MAX_EXTRA_DEPTH: usize = 32;
+
 /// Most fractional-second digits accepted (nanoseconds).
 const MAX_FRACTION_DIGITS: usize = 9;
 
@@ -36,6 +42,16 @@ impl FieldReader {
         match value {
             None | Some(Value::Null) => self.fail(field, FieldErrorCode::Missing, "is required"),
             Some(value) => Some(value),
+        }
+    }
+
+    /// Extra fields are kept as sent, but none may be nested deeper than [`MAX_EXTRA_DEPTH`].
+    pub(super) fn extras(&mut self, extra: &serde_json::Map<String, Value>) {
+        for (name, value) in extra {
+            if depth(value) > MAX_EXTRA_DEPTH {
+                let message = format!("is nested deeper than {MAX_EXTRA_DEPTH} levels");
+                self.fail::<()>(name, FieldErrorCode::TooDeep, message);
+            }
         }
     }
 
@@ -170,4 +186,24 @@ pub(crate) fn parse_timestamp(text: &str) -> Result<OffsetDateTime, String> {
 
 fn kind(value: &Value) -> &'static str {
     super::json_kind(value)
+}
+
+/// Levels of arrays and objects in `value`: 0 for a scalar. Stops counting past the limit, so a
+/// deep value costs no more than a legal one.
+fn depth(value: &Value) -> usize {
+    fn below(value: &Value, level: usize) -> usize {
+        if level > MAX_EXTRA_DEPTH {
+            return level;
+        }
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => return level,
+        };
+        children
+            .map(|child| below(child, level + 1))
+            .max()
+            .unwrap_or(level + 1)
+    }
+    below(value, 0)
 }

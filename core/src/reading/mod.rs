@@ -19,6 +19,7 @@ use unchecked::{Shape, Slots};
 
 pub use compact::CompactError;
 pub use error::{FieldError, FieldErrorCode, ReadingError};
+pub use fields::MAX_EXTRA_DEPTH;
 pub use limits::{Bounds, Limits, LimitsError};
 pub use unchecked::Unchecked;
 
@@ -87,6 +88,7 @@ impl Reading {
         ];
         let source_name = fields.source_name(slots.source_name, limits.source_name_max_chars);
         let seq = fields.seq(slots.seq);
+        fields.extras(&slots.extra);
         let errors = fields.into_errors();
         match (timestamp, source_name, seq) {
             (Some(timestamp), Some(source_name), Some(seq))

@@ -133,6 +133,39 @@ fn unknown_fields_are_kept_and_travel_on() {
     assert_eq!(written["source_name"], json!("sensor-17"));
 }
 
+/// `levels` arrays, one inside the other, around a number.
+fn nested(levels: usize) -> String {
+    format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+#[test]
+fn extra_fields_nested_too_deep_are_refused_by_name() {
+    let body = |levels| {
+        let mut payload = reference().to_string();
+        payload.pop();
+        format!("{payload},\"deep\":{},\"flat\":{{}}}}", nested(levels))
+    };
+    let parse = |levels| Reading::parse(body(levels).as_bytes(), &Limits::default(), NOW);
+    let deepest = parse(MAX_EXTRA_DEPTH).unwrap();
+    assert_eq!(deepest.extra()["flat"], json!({}));
+    let error = parse(MAX_EXTRA_DEPTH + 1).unwrap_err();
+    assert_eq!(codes(&error), [("deep", FieldErrorCode::TooDeep)]);
+    // 126 levels still parse as JSON (the parser stops at 128): the field check is what stops
+    // them, not the parser.
+    let error = parse(126).unwrap_err();
+    assert_eq!(codes(&error), [("deep", FieldErrorCode::TooDeep)]);
+
+    // Whatever is accepted here, the bridge and the hub can read back in its envelope.
+    let agent = crate::AgentId::parse("edge-1").unwrap();
+    let id = crate::ReadingId::for_reading(&deepest, &agent, 1);
+    let envelope = crate::Envelope::new(id, agent, NOW, crate::Protocol::Http, deepest);
+    let decoded = crate::Envelope::from_slice(&envelope.to_vec()).unwrap();
+    assert_eq!(
+        decoded.reading.extra()["deep"],
+        envelope.reading.extra()["deep"]
+    );
+}
+
 #[test]
 fn device_seq_is_optional_and_must_be_an_unsigned_integer() {
     assert_eq!(parse(with("seq", json!(41))).unwrap().seq(), Some(41));
