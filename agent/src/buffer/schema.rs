@@ -39,14 +39,14 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 ";
 
-/// Opens the buffer in WAL mode with the configured durability, checks it, and brings an empty
-/// one made by an earlier agent to today's schema.
+/// Opens the buffer in WAL mode with the configured durability, checks it, and brings one made
+/// by an earlier agent to today's schema.
 pub(super) fn open_checked(config: &StoreConfig) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(&config.path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", config.durability.pragma())?;
     quick_check(&conn)?;
-    drop_empty_autoincrement_table(&conn)?;
+    migrate_autoincrement_table(&conn)?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
 }
@@ -63,11 +63,11 @@ pub(super) fn quick_check(conn: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
-/// Buffers made by earlier agents number readings with AUTOINCREMENT and index every id, which
-/// costs each commit two more pages and each reading two more B-tree writes; an empty one is made
-/// again in today's shape. One that still holds readings keeps its table (it works the same, only
-/// slower) until it is empty at a start.
-fn drop_empty_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Error> {
+/// Buffers made by earlier agents number readings with AUTOINCREMENT and index every id as
+/// unique, which today's agent cannot write into: the readings it numbers itself are stored with
+/// an empty id. Such a table is made again in today's shape at the start, its readings copied over
+/// with their `seq`, in one transaction (a crash halfway leaves the old table as it was).
+fn migrate_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Error> {
     let sql: Option<String> = conn
         .query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'readings'",
@@ -76,13 +76,25 @@ fn drop_empty_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Err
         )
         .optional()?;
     if sql.is_some_and(|sql| sql.contains("AUTOINCREMENT")) {
-        let empty: bool =
-            conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM readings)", [], |row| {
-                row.get(0)
-            })?;
-        if empty {
-            conn.execute_batch("DROP TABLE readings")?;
-        }
+        let moved: u64 = conn.query_row("SELECT COUNT(*) FROM readings", [], |row| row.get(0))?;
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE readings_today (
+                 seq INTEGER PRIMARY KEY,
+                 reading_id TEXT NOT NULL,
+                 received_at_ns INTEGER NOT NULL,
+                 envelope BLOB NOT NULL
+             );
+             INSERT INTO readings_today (seq, reading_id, received_at_ns, envelope)
+                 SELECT seq, reading_id, received_at_ns, envelope FROM readings ORDER BY seq;
+             DROP TABLE readings;
+             ALTER TABLE readings_today RENAME TO readings;
+             COMMIT;",
+        )?;
+        tracing::info!(
+            readings = moved,
+            "buffer made by an earlier agent brought to today's schema"
+        );
     }
     Ok(())
 }

@@ -38,10 +38,6 @@ pub(crate) fn config(dir: &tempfile::TempDir, max_bytes: u64) -> StoreConfig {
     }
 }
 
-/// Any `seq` of a fresh buffer: they all have 19 digits, so readings stored under them are the
-/// same size.
-const A_SEQ: u64 = 1_000_000_000_000_000_000;
-
 fn ids(answers: Vec<Result<Vec<Accepted>, Full>>) -> Vec<String> {
     answers
         .into_iter()
@@ -153,16 +149,18 @@ CREATE TABLE readings (seq INTEGER PRIMARY KEY AUTOINCREMENT, reading_id TEXT NO
 PRAGMA journal_mode = WAL;";
 
 #[test]
-fn an_earlier_agents_buffer_is_kept_while_it_holds_readings_and_remade_when_empty() {
+fn an_earlier_agents_buffer_is_brought_to_todays_schema_with_its_readings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("buffer.db");
     let old = rusqlite::Connection::open(&path).unwrap();
     old.execute_batch(OLD_SCHEMA).unwrap();
-    old.execute(
-        "INSERT INTO readings VALUES (41, 'a:edge-1:41', 0, x'7b7d')",
-        [],
-    )
-    .unwrap();
+    for seq in [40, 41] {
+        old.execute(
+            "INSERT INTO readings VALUES (?1, ?2, 0, x'7b7d')",
+            rusqlite::params![seq, format!("a:edge-1:{seq}")],
+        )
+        .unwrap();
+    }
     drop(old);
     let table_sql = || -> String {
         rusqlite::Connection::open(&path)
@@ -175,22 +173,32 @@ fn an_earlier_agents_buffer_is_kept_while_it_holds_readings_and_remade_when_empt
             .unwrap()
     };
     let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
-    assert!(
-        table_sql().contains("AUTOINCREMENT"),
-        "holds a reading: kept"
-    );
-    assert_eq!(store.next_seq(), 42);
+    assert!(!table_sql().contains("AUTOINCREMENT"), "{}", table_sql());
+    assert_eq!((store.depth(), store.next_seq()), (2, 42), "readings kept");
+    // Readings the agent numbers itself are stored with an empty id: the old table's unique
+    // index over every id refused the second of them.
+    store.append(&[vec![incoming("a"), incoming("b")]]).unwrap();
+    store.append(&[vec![incoming("c")]]).unwrap();
     let retry = Incoming {
         reading: reading("dev", Some(7)),
         ..incoming("dev")
     };
     store.append(&[vec![retry.clone()], vec![retry]]).unwrap();
-    assert_eq!(store.depth(), 2, "a device's retry is still stored once");
-    store.remove(&[41, 42]).unwrap();
+    assert_eq!(store.depth(), 6, "a device's retry is still stored once");
+    let seqs: Vec<u64> = store
+        .peek(10, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        [40, 41, 42, 43, 44, 45],
+        "in order, the old ones first"
+    );
     drop(store);
     let store = Store::open(config(&dir, u64::MAX)).unwrap();
-    assert!(!table_sql().contains("AUTOINCREMENT"), "empty: remade");
-    assert!(store.next_seq() >= A_SEQ);
+    assert_eq!(store.depth(), 6, "opened again as it is");
 }
 
 #[test]
