@@ -3,8 +3,17 @@
 //!
 //! Whether to retry is a pure function of the answer ([`classify`]); the waiting comes from an
 //! exponential backoff with jitter (`backon`), stretched to any `Retry-After` the bridge sends.
-//! Nothing is ever dropped: a batch the bridge refuses as malformed is moved to the buffer's
-//! quarantine table, everything else is retried until it is delivered.
+//! Nothing is ever dropped: a reading the bridge refuses as malformed (or as too large) is moved
+//! to the buffer's quarantine table, everything else is retried until it is delivered. A refused
+//! batch is narrowed down first (to the readings before the line the bridge names, or halved), so
+//! that only the reading at fault is set aside, never the other sensors' readings beside it.
+//!
+//! Delivered batches leave the buffer in order: while one batch's deletion has failed, no later
+//! batch is deleted (the buffer is read again from its oldest reading), so the highest `seq` in
+//! the buffer stays the highest ever given and a restart never numbers a reading under an id
+//! already forwarded.
+
+mod heartbeat;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -12,17 +21,17 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder as _, ExponentialBuilder};
 use emberline_core::AgentId;
-use emberline_core::batch::{self, BATCH_CONTENT_TYPE, Heartbeat};
+use emberline_core::batch::{self, BATCH_CONTENT_TYPE};
 use hyper::StatusCode;
 use hyper::header::RETRY_AFTER;
 use secrecy::SecretString;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge_client::{BridgeClient, ClientError};
 use crate::buffer::{Buffer, BufferError, Stored};
 use crate::http::BridgeStatus;
 use crate::metrics::Metrics;
+use heartbeat::{HeartbeatContext, heartbeats};
 
 /// How often a delivered batch's deletion is tried before it is left to the next start.
 const REMOVE_ATTEMPTS: u32 = 10;
@@ -68,8 +77,21 @@ pub enum Outcome {
     Retry { after: Option<Duration> },
     /// Too large for the bridge: send fewer readings at a time.
     Split,
-    /// The bridge will never take it: set it aside with the reason.
-    Quarantine { reason: String },
+    /// The bridge will never take it: set it aside with the reason. `line` is the batch line
+    /// (from 1) the bridge named as the one at fault, when it did.
+    Quarantine { reason: String, line: Option<usize> },
+}
+
+/// How [`Forwarder::deliver`] left a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Every reading is with the bridge: delete the batch.
+    Delivered,
+    /// Send only the first this many readings next (the bridge refused the batch for a part of
+    /// it).
+    Narrow(usize),
+    /// Set aside, or not sent (shutdown, or the buffer failed): read the buffer again.
+    Done,
 }
 
 /// Decides from the bridge's answer (`None`: no answer at all) — no clock, no IO.
@@ -83,12 +105,25 @@ pub fn classify(status: Option<StatusCode>, retry_after: Option<Duration>, body:
                     "bridge answered {status}: {}",
                     body.chars().take(500).collect::<String>()
                 ),
+                line: refused_line(body),
             }
         }
         // Unauthorised or forbidden is a configuration fault an operator fixes: keep the data
         // and keep asking (loudly, see the log) rather than drop it.
         _ => Outcome::Retry { after: retry_after },
     }
+}
+
+/// The line of the batch a refusal names (`{"error":…,"line":n}`), counted from 1.
+fn refused_line(body: &str) -> Option<usize> {
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        line: Option<usize>,
+    }
+    serde_json::from_str::<Refusal>(body)
+        .ok()?
+        .line
+        .filter(|&line| line > 0)
 }
 
 #[derive(Debug)]
@@ -137,7 +172,7 @@ impl Forwarder {
         let heartbeat = tokio::spawn(heartbeats(self.heartbeat_context(), shutdown.clone()));
         let mut limit = self.config.max_batch_readings;
         let mut ready: Option<Outgoing> = None;
-        let mut removing: Option<tokio::task::JoinHandle<()>> = None;
+        let mut removing: Option<tokio::task::JoinHandle<bool>> = None;
         while !shutdown.is_cancelled() {
             let Some(current) = (match ready.take() {
                 Some(batch) => Some(batch),
@@ -157,11 +192,18 @@ impl Forwarder {
                 self.read_ahead(limit, &current, &shutdown),
             );
             match outcome {
-                Outcome::Delivered => {
+                Sent::Delivered => {
                     limit = self.config.max_batch_readings;
                     ready = next;
-                    if let Some(previous) = removing.take() {
-                        let _ = previous.await;
+                    let removed_before = match removing.take() {
+                        Some(previous) => previous.await.unwrap_or(false),
+                        None => true,
+                    };
+                    if !removed_before {
+                        // The batch before is still in the buffer: deleting this one would leave
+                        // an older `seq` as the highest (see the module doc). Both go out again.
+                        ready = None;
+                        continue;
                     }
                     let seqs = current.readings.iter().map(|s| s.seq).collect();
                     let buffer = self.buffer.clone();
@@ -171,8 +213,8 @@ impl Forwarder {
                         shutdown.clone(),
                     )));
                 }
-                Outcome::Split => limit = (current.readings.len() / 2).max(1),
-                _ => limit = self.config.max_batch_readings,
+                Sent::Narrow(first) => limit = first,
+                Sent::Done => limit = self.config.max_batch_readings,
             }
         }
         if let Some(last) = removing {
@@ -253,12 +295,12 @@ impl Forwarder {
         (!outgoing.readings.is_empty()).then_some(outgoing)
     }
 
-    /// Sends one batch until it is delivered, split or quarantined.
-    async fn deliver(&self, outgoing: &Outgoing, shutdown: &CancellationToken) -> Outcome {
+    /// Sends one batch until it is delivered, narrowed or quarantined.
+    async fn deliver(&self, outgoing: &Outgoing, shutdown: &CancellationToken) -> Sent {
         let batch = &outgoing.readings[..];
         let body = match &outgoing.body {
             Ok(body) => body,
-            Err(reason) => return self.quarantine(batch, reason.clone()).await,
+            Err(reason) => return self.quarantine(batch, reason.clone(), shutdown).await,
         };
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -273,14 +315,22 @@ impl Forwarder {
                 Outcome::Delivered => {
                     self.metrics.forwarded.inc_by(batch.len() as u64);
                     self.metrics.batch("delivered");
-                    return Outcome::Delivered;
+                    return Sent::Delivered;
                 }
-                Outcome::Quarantine { reason } => return self.quarantine(batch, reason).await,
-                Outcome::Split if batch.len() > 1 => return Outcome::Split,
+                Outcome::Quarantine { line, .. } if batch.len() > 1 => {
+                    self.metrics.batch("narrowed");
+                    return Sent::Narrow(narrowed(batch.len(), line));
+                }
+                Outcome::Quarantine { reason, .. } => {
+                    return self.quarantine(batch, reason, shutdown).await;
+                }
+                Outcome::Split if batch.len() > 1 => {
+                    self.metrics.batch("narrowed");
+                    return Sent::Narrow(narrowed(batch.len(), None));
+                }
                 Outcome::Split => {
-                    return self
-                        .quarantine(batch, "a single reading is too large for the bridge".into())
-                        .await;
+                    let reason = "a single reading is too large for the bridge".into();
+                    return self.quarantine(batch, reason, shutdown).await;
                 }
                 Outcome::Retry { after } => {
                     self.metrics.batch("retry");
@@ -289,7 +339,7 @@ impl Forwarder {
                         .unwrap_or(self.config.max_backoff)
                         .max(after.unwrap_or_default());
                     if !sleep_or_cancel(delay, shutdown).await {
-                        return Outcome::Retry { after: None };
+                        return Sent::Done;
                     }
                 }
             }
@@ -319,17 +369,27 @@ impl Forwarder {
         }
     }
 
-    async fn quarantine(&self, batch: &[Stored], reason: String) -> Outcome {
-        tracing::error!(readings = batch.len(), %reason, "quarantining a batch the bridge refused");
+    /// Sets a batch (in practice one reading) aside. When the buffer cannot, the batch stays and
+    /// is sent again after a pause, not at once.
+    async fn quarantine(
+        &self,
+        batch: &[Stored],
+        reason: String,
+        shutdown: &CancellationToken,
+    ) -> Sent {
+        tracing::error!(readings = batch.len(), %reason, "quarantining readings the bridge refused");
         let kept = batch
             .iter()
             .map(|s| (s.seq, s.envelope().unwrap_or_else(|_| s.record().to_vec())))
             .collect();
-        if let Err(error) = self.buffer.quarantine(kept, reason.clone()).await {
-            tracing::error!(%error, "cannot quarantine; the batch stays buffered");
+        match self.buffer.quarantine(kept, reason).await {
+            Ok(()) => self.metrics.batch("quarantined"),
+            Err(error) => {
+                tracing::error!(%error, "cannot quarantine; the readings stay buffered");
+                sleep_or_cancel(self.config.max_backoff, shutdown).await;
+            }
         }
-        self.metrics.batch("quarantined");
-        Outcome::Quarantine { reason }
+        Sent::Done
     }
 
     fn heartbeat_context(&self) -> HeartbeatContext {
@@ -341,51 +401,14 @@ impl Forwarder {
     }
 }
 
-struct HeartbeatContext {
-    client: BridgeClient,
-    buffer: Buffer,
-    config: ForwarderConfig,
-}
-
-/// Tells the bridge, every `heartbeat_every`, how this agent and its buffer are doing.
-async fn heartbeats(context: HeartbeatContext, shutdown: CancellationToken) {
-    loop {
-        if let Ok(stats) = context.buffer.stats().await {
-            let now = OffsetDateTime::now_utc();
-            let heartbeat = Heartbeat {
-                agent_id: context.config.agent_id.clone(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                sent_at: now,
-                buffer_depth: stats.depth,
-                buffer_bytes: stats.bytes,
-                oldest_buffered_age_seconds: stats
-                    .oldest_received_at
-                    .map(|t| (now - t).as_seconds_f64().max(0.0)),
-            };
-            let body = serde_json::to_vec(&heartbeat).unwrap_or_default();
-            let sent = context
-                .client
-                .post("/v1/heartbeats", "application/json", None, body)
-                .await;
-            match sent {
-                Ok(answer) if answer.status.is_success() => {}
-                Ok(answer) => tracing::debug!(status = %answer.status, "heartbeat not accepted"),
-                Err(error) => tracing::debug!(%error, "heartbeat not delivered"),
-            }
-        }
-        if !sleep_or_cancel(context.config.heartbeat_every, &shutdown).await {
-            return;
-        }
-    }
-}
-
-/// Deletes a delivered batch from the buffer, trying again while the disk refuses; the
-/// forwarder reads on after the batch, so it is not sent twice unless the agent restarts first.
-async fn remove_delivered(buffer: Buffer, seqs: Vec<u64>, shutdown: CancellationToken) {
+/// Deletes a delivered batch from the buffer, trying again while the disk refuses; `false` when
+/// it is left in the buffer (to be sent again: duplicates, which PostgreSQL drops).
+async fn remove_delivered(buffer: Buffer, seqs: Vec<u64>, shutdown: CancellationToken) -> bool {
     let mut delay = Duration::from_millis(100);
     for _ in 0..REMOVE_ATTEMPTS {
         match buffer.remove(seqs.clone()).await {
-            Ok(()) | Err(BufferError::Stopped) => return,
+            Ok(()) => return true,
+            Err(BufferError::Stopped) => return false,
             Err(error) => {
                 tracing::error!(%error, "delivered batch not removed from the buffer; trying again");
                 if !sleep_or_cancel(delay, &shutdown).await {
@@ -399,6 +422,17 @@ async fn remove_delivered(buffer: Buffer, seqs: Vec<u64>, shutdown: Cancellation
         readings = seqs.len(),
         "delivered batch left in the buffer; it will be sent again (duplicates, which PostgreSQL drops)"
     );
+    false
+}
+
+/// How many readings of a refused batch of `len` to send next: those before the line the bridge
+/// named (so they go through and the one at fault comes first next time), the one at fault alone
+/// when it is the first, or half when no line was named.
+fn narrowed(len: usize, line: Option<usize>) -> usize {
+    match line {
+        Some(line) if line <= len => (line - 1).max(1),
+        _ => (len / 2).max(1),
+    }
 }
 
 /// Sleeps; `false` if shutdown came first.

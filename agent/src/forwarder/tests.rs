@@ -8,8 +8,13 @@ fn answers_are_classified_without_io() {
         Outcome::Split
     );
     assert!(
-        matches!(classify(Some(StatusCode::BAD_REQUEST), None, "line 3"), Outcome::Quarantine { reason } if reason.contains("line 3"))
+        matches!(classify(Some(StatusCode::BAD_REQUEST), None, "line 3"), Outcome::Quarantine { reason, line: None } if reason.contains("line 3"))
     );
+    let named = r#"{"error":"malformed","message":"line 3: …","line":3}"#;
+    assert!(matches!(
+        classify(Some(StatusCode::BAD_REQUEST), None, named),
+        Outcome::Quarantine { line: Some(3), .. }
+    ));
     let later = Some(Duration::from_secs(7));
     assert_eq!(
         classify(Some(StatusCode::SERVICE_UNAVAILABLE), later, ""),
@@ -28,6 +33,20 @@ fn answers_are_classified_without_io() {
         );
     }
     assert_eq!(classify(None, None, ""), Outcome::Retry { after: None });
+}
+
+#[test]
+fn a_refused_batch_is_narrowed_to_the_readings_before_the_one_at_fault() {
+    assert_eq!(narrowed(25, Some(11)), 10, "the ten before it go through");
+    assert_eq!(narrowed(15, Some(1)), 1, "then it goes alone");
+    assert_eq!(narrowed(25, Some(2)), 1);
+    assert_eq!(narrowed(25, None), 12, "no line named: halved");
+    assert_eq!(
+        narrowed(25, Some(99)),
+        12,
+        "a line past the batch is not trusted"
+    );
+    assert_eq!(narrowed(2, None), 1);
 }
 
 #[test]

@@ -5,17 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod refused;
 mod support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use emberline_agent::buffer::{Buffer, Durability, Incoming, StoreConfig};
-use emberline_agent::forwarder::{Forwarder, ForwarderConfig};
-use emberline_agent::http::BridgeStatus;
-use emberline_agent::metrics::Metrics;
 use emberline_core::{AgentId, Limits, Protocol, Reading};
 use emberline_testkit::{TestBroker, free_port, shared_broker, wait_until};
 use support::*;
@@ -222,42 +219,14 @@ async fn a_backlog_of_one_batch_and_a_bit_goes_out_once() {
         .collect();
     buffer.append(backlog).await.unwrap();
 
-    let forwarder = Forwarder::new(
-        ForwarderConfig {
-            bridge_url: format!("http://127.0.0.1:{bridge_port}"),
-            bridge_ca_file: None,
-            agent_id: agent,
-            token: None,
-            max_batch_readings: 25,
-            max_batch_bytes: 1 << 20,
-            linger: Duration::from_millis(10),
-            request_timeout: Duration::from_secs(10),
-            heartbeat_every: Duration::from_secs(60),
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(500),
-        },
-        buffer.clone(),
-        Metrics::default(),
-        Arc::new(BridgeStatus::default()),
-    )
-    .unwrap();
+    let forwarder = forwarder(buffer.clone(), agent, bridge_port, 25);
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(forwarder.run(shutdown.clone()));
 
     let client = reqwest::Client::new();
     // The bridge's own counts: records produced, and batches it recognised as sent before
     // (answered without producing them again, so they would hide a repeat from the first).
-    let bridge_count = |name: &'static str| {
-        let request = client
-            .get(format!("http://127.0.0.1:{bridge_port}/metrics"))
-            .send();
-        async move {
-            let text = request.await.ok()?.text().await.ok()?;
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-        }
-    };
+    let bridge_count = |name| bridge_count(&client, bridge_port, name);
     wait_until(
         "the bridge to produce the backlog",
         Duration::from_secs(60),

@@ -4,9 +4,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use emberline_core::Envelope;
+use emberline_agent::buffer::Buffer;
+use emberline_agent::forwarder::{Forwarder, ForwarderConfig};
+use emberline_agent::http::BridgeStatus;
+use emberline_agent::metrics::Metrics;
+use emberline_core::{AgentId, Envelope};
 use emberline_testkit::{create_topic, free_port, unique_name, wait_until};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message};
@@ -284,4 +289,48 @@ pub fn assert_keys_and_order(records: &[(String, Envelope)]) {
             );
         }
     }
+}
+
+/// A forwarder in the test's own process, sending batches of at most `max_batch_readings` to the
+/// bridge on `bridge_port`; quick to retry.
+pub fn forwarder(
+    buffer: Buffer,
+    agent: AgentId,
+    bridge_port: u16,
+    max_batch_readings: usize,
+) -> Forwarder {
+    Forwarder::new(
+        ForwarderConfig {
+            bridge_url: format!("http://127.0.0.1:{bridge_port}"),
+            bridge_ca_file: None,
+            agent_id: agent,
+            token: None,
+            max_batch_readings,
+            max_batch_bytes: 1 << 20,
+            linger: Duration::from_millis(10),
+            request_timeout: Duration::from_secs(10),
+            heartbeat_every: Duration::from_secs(60),
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(500),
+        },
+        buffer,
+        Metrics::default(),
+        Arc::new(BridgeStatus::default()),
+    )
+    .unwrap()
+}
+
+/// A counter of the bridge's `/metrics` (a line `{name} {value}`), if it answers.
+pub async fn bridge_count(client: &reqwest::Client, port: u16, name: &str) -> Option<u64> {
+    let text = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|n| n.trim().parse::<u64>().ok())
 }

@@ -1,0 +1,91 @@
+//! A reading the bridge refuses is set aside alone: the readings of its batch go through.
+
+use std::time::Duration;
+
+use emberline_agent::buffer::{Buffer, Durability, Incoming, Store, StoreConfig};
+use emberline_core::{AgentId, Limits, Protocol, Reading};
+use emberline_testkit::{free_port, shared_broker, wait_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+/// An older agent's stored envelope that is JSON but not an envelope the bridge takes (400,
+/// naming its line).
+const REFUSED: &[u8] = br#"{"v":1,"reading_id":3}"#;
+
+fn config(dir: &tempfile::TempDir, agent: &AgentId) -> StoreConfig {
+    StoreConfig {
+        path: dir.path().join("buffer.db"),
+        agent_id: agent.clone(),
+        max_bytes: u64::MAX,
+        durability: Durability::Normal,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
+    }
+}
+
+fn readings(source: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Incoming> {
+    let now = time::OffsetDateTime::now_utc();
+    seqs.map(|seq| Incoming {
+        reading: Reading::parse(reading(source, seq).as_bytes(), &Limits::default(), now).unwrap(),
+        protocol: Protocol::Http,
+        received_at: now,
+    })
+    .collect()
+}
+
+/// Ten readings, the refused record, then nineteen more, forwarded in batches of 25: the bridge
+/// refuses the first batch naming line 11; the ten before it go, then the refused record alone
+/// (quarantined), then the rest. Before, the whole batch of 25 was quarantined with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reading_is_quarantined_alone_and_its_batch_goes_through() {
+    let bootstrap = shared_broker();
+    let topics = topics(bootstrap).await;
+    let bridge_port = free_port().unwrap();
+    let _bridge = bridge(bootstrap, &topics, bridge_port);
+    wait_healthy(bridge_port, "bridge").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentId::parse("edge-refused").unwrap();
+    let mut store = Store::open(config(&dir, &agent)).unwrap();
+    store.append(&[readings("refused-1", 1..=10)]).unwrap();
+    let refused_seq = store.next_seq();
+    drop(store);
+    let db = rusqlite::Connection::open(dir.path().join("buffer.db")).unwrap();
+    db.execute(
+        "INSERT INTO readings (seq, reading_id, received_at_ns, envelope) VALUES (?1, '', 0, ?2)",
+        rusqlite::params![refused_seq, REFUSED],
+    )
+    .unwrap();
+    drop(db);
+    let (buffer, _thread) = Buffer::start(config(&dir, &agent)).unwrap();
+    buffer.append(readings("refused-1", 11..=29)).await.unwrap();
+
+    let shutdown = CancellationToken::new();
+    let running =
+        tokio::spawn(forwarder(buffer.clone(), agent, bridge_port, 25).run(shutdown.clone()));
+    wait_until(
+        "the forwarder to empty the buffer",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async { (buffer.stats().await.ok()?.depth == 0).then_some(()) },
+    )
+    .await;
+    shutdown.cancel();
+    running.await.unwrap();
+
+    let client = reqwest::Client::new();
+    let produced = bridge_count(&client, bridge_port, "emberline_bridge_records_total").await;
+    assert_eq!(produced, Some(29), "every good reading produced, once");
+    let db = rusqlite::Connection::open(dir.path().join("buffer.db")).unwrap();
+    let quarantined: Vec<(u64, Vec<u8>, String)> = db
+        .prepare("SELECT seq, envelope, reason FROM quarantine")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(quarantined.len(), 1, "only the refused record set aside");
+    let (seq, kept, reason) = &quarantined[0];
+    assert_eq!((*seq, &kept[..]), (refused_seq, REFUSED));
+    assert!(reason.contains("\"line\":1"), "{reason}");
+}
