@@ -89,9 +89,6 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// librdkafka's default `message.max.bytes`: the largest record the producer sends.
-pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
-
 /// A configuration a user must fix; the message says how.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -138,12 +135,7 @@ impl Config {
     /// `--kafka-option`, or librdkafka's default. A larger one fails at `send` every time, so a
     /// batch holding one is refused with 413 before anything of it is produced.
     pub fn max_record_bytes(&self) -> usize {
-        self.kafka_options
-            .iter()
-            .rev()
-            .find(|(key, _)| key == "message.max.bytes")
-            .and_then(|(_, value)| value.trim().parse().ok())
-            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
+        emberline_service::kafka::max_record_bytes(&self.kafka_options)
     }
 
     /// Checks everything that does not need the network, with sentences a user understands.

@@ -102,6 +102,12 @@ pub struct Common {
 }
 
 impl Common {
+    /// The largest record the role's producer sends (`message.max.bytes`, see
+    /// [`emberline_service::kafka::max_record_bytes`]).
+    pub fn max_record_bytes(&self) -> usize {
+        emberline_service::kafka::max_record_bytes(&self.kafka_options)
+    }
+
     /// The defaults, talking to `brokers`.
     pub fn new(brokers: impl Into<String>) -> Self {
         Self {

@@ -89,6 +89,46 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing() 
     detector.stop().await;
 }
 
+/// A raw record just under `message.max.bytes` classifies into one just over it: Kafka would
+/// refuse that every time. It becomes a dead letter (cut to fit, and saying so) and the
+/// partition moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classification_larger_than_kafka_takes_is_a_dead_letter() {
+    const MAX: usize = 4096;
+    let bootstrap = tokio::task::block_in_place(shared_broker);
+    let topics = Topics::create(bootstrap, 1).await;
+    let mut config = topics.detect_config();
+    config.common.kafka_options = vec![("message.max.bytes".into(), MAX.to_string())];
+    let detector = spawn_detector(config).await;
+    let mut large = serde_json::to_value(envelope("s-1", 1, 0, MILD)).unwrap();
+    large["reading"]["note"] = "x".repeat(3_700).into();
+    let large = serde_json::to_vec(&large).unwrap();
+    assert!(large.len() < MAX, "{}", large.len());
+    let after = envelope("s-1", 2, 1, MILD);
+    let key = || "s-1".to_owned();
+    produce(
+        &producer(bootstrap),
+        &topics.raw,
+        &[(key(), large.clone()), (key(), after.to_vec())],
+    )
+    .await;
+
+    let classified = read_topic(bootstrap, &topics.anomaly, 1, Duration::from_millis(500)).await;
+    assert_eq!(classified.len(), 1);
+    assert_eq!(decoded(&classified[0].payload).reading_id, after.reading_id);
+    let dead = read_topic(bootstrap, &topics.raw_dlq, 1, Duration::from_millis(500)).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].header(headers::ERROR_CODE), Some("too_large"));
+    assert_eq!(dead[0].header(headers::SOURCE_OFFSET), Some("0"));
+    let whole = large.len().to_string();
+    assert_eq!(
+        dead[0].header(headers::TRUNCATED_FROM),
+        Some(whole.as_str())
+    );
+    assert!(large.starts_with(&dead[0].payload) && dead[0].payload.len() > 3_000);
+    detector.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_readings_always_give_the_same_records() {
     let bootstrap = tokio::task::block_in_place(shared_broker);

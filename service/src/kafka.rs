@@ -1,4 +1,4 @@
-//! Kafka checks the services' `/readyz` share.
+//! Kafka checks the services' `/readyz` share, and the producers' record size limit.
 
 use std::time::Duration;
 
@@ -22,4 +22,19 @@ pub fn topics_exist<C: ClientContext>(
         Some(topic) => Err(format!("topic {topic} does not exist on the brokers")),
         None => Ok(()),
     }
+}
+
+/// librdkafka's default `message.max.bytes`: the largest record a producer sends.
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// The largest record (payload, key and headers) a producer made with these client `options`
+/// sends: `message.max.bytes` when given (the last one wins), otherwise librdkafka's default. A
+/// larger record fails at `send` every time, however often it is retried.
+pub fn max_record_bytes(options: &[(String, String)]) -> usize {
+    options
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "message.max.bytes")
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
 }

@@ -144,6 +144,11 @@ impl Profile {
         check_text("name", &raw.name)?;
         check_text("version", &raw.version)?;
         check_confidence(&raw.confidence)?;
+        // A file cut short (being written, say) can still be valid TOML without its rules; a
+        // profile with none would call every reading low.
+        if raw.rules.is_empty() {
+            return Err(invalid("a profile needs at least one [[rule]]".to_owned()));
+        }
         let mut seen = HashSet::new();
         let rules = raw
             .rules

@@ -15,6 +15,10 @@ pub enum DetectError {
     Empty,
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    #[error(
+        "the classified record is {size} bytes, more than Kafka takes ({max}, message.max.bytes)"
+    )]
+    TooLarge { size: usize, max: usize },
 }
 
 impl DetectError {
@@ -23,6 +27,7 @@ impl DetectError {
         match self {
             Self::Empty => "empty_record",
             Self::Envelope(error) => error.code(),
+            Self::TooLarge { .. } => "too_large",
         }
     }
 }

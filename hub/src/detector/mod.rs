@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use emberline_core::Profile;
+use classify::DetectError;
+use emberline_core::{Envelope, Profile};
 use rdkafka::message::{Message as _, OwnedMessage};
 use tokio_util::sync::CancellationToken;
 
@@ -108,6 +109,9 @@ pub struct Detector {
     consumer: GroupConsumer,
     producer: Producer,
     rules: SharedRules,
+    /// The rules file's text the rules in use were loaded from: the watcher's starting point, so
+    /// an edit made between the load and the watcher's start is not missed.
+    rules_text: Option<String>,
     metrics: Arc<Metrics>,
     /// The HTTP side's TLS and bounds, checked at start.
     listening: Listening,
@@ -117,7 +121,7 @@ impl Detector {
     /// Checks the configuration, loads the rules and subscribes.
     pub fn new(config: DetectConfig) -> Result<Self, RoleError> {
         config.validate()?;
-        let profile = rules::load(config.rules.as_deref(), &config.profile)?;
+        let (profile, rules_text) = rules::load(config.rules.as_deref(), &config.profile)?;
         let listening = Listening::new(&config.common)?;
         let metrics = Arc::new(Metrics::new());
         metrics.rules_version(&profile.version);
@@ -131,6 +135,7 @@ impl Detector {
             consumer,
             producer,
             rules: SharedRules::new(profile),
+            rules_text,
             metrics,
             listening,
         })
@@ -172,7 +177,8 @@ impl Detector {
         if let Some(path) = self.config.rules.clone() {
             let (rules, metrics) = (self.rules.clone(), self.metrics.clone());
             let triggers = (self.config.rules_poll, hangups);
-            tasks.spawn(rules::watch(path, rules, metrics, triggers, token.clone()));
+            let file = (path, self.rules_text.clone());
+            tasks.spawn(rules::watch(file, rules, metrics, triggers, token.clone()));
         }
         let stop = role::hard_stop(&token, self.config.common.shutdown_timeout / 2);
         self.consume(&token, &stop).await;
@@ -207,34 +213,48 @@ impl Detector {
         }
     }
 
-    /// The output records of a batch, in order, and its dead letters.
+    /// The output records of a batch, in order, and its dead letters. A classified record larger
+    /// than Kafka takes (it is a little larger than the raw one) is a dead letter too: produced,
+    /// it would fail every time and hold the partition.
     fn outputs(&self, batch: &[OwnedMessage]) -> (Vec<OutRecord>, Vec<DeadLetter>) {
         let profile = self.rules.current();
+        let max = self.config.common.max_record_bytes();
         let mut records = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
         for message in batch {
-            match classify::classify_record(&profile, message.payload()) {
-                Ok(envelope) => records.push(OutRecord {
-                    topic: self.config.anomaly_topic.clone(),
-                    // The record's own key (the bridge's: `source_name`), so one sensor's
-                    // classifications keep their order as its readings did.
-                    key: Some(
-                        message
-                            .key()
-                            .map_or_else(|| envelope.key().as_bytes().to_vec(), <[u8]>::to_vec),
-                    ),
-                    payload: envelope.to_vec(),
-                    headers: Vec::new(),
-                }),
+            let classified = classify::classify_record(&profile, message.payload())
+                .map(|envelope| self.classified(message, &envelope))
+                .and_then(|record| match record.size() {
+                    size if size > max => Err(DetectError::TooLarge { size, max }),
+                    _ => Ok(record),
+                });
+            match classified {
+                Ok(record) => records.push(record),
                 Err(error) => {
                     tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %error, "record sent to the dead-letter topic");
                     let letter = DeadLetter::new(message, error.code(), error.to_string());
-                    records.push(letter.to_record(&self.config.dlq_topic, "detector"));
+                    records.push(letter.to_record(&self.config.dlq_topic, "detector", max));
                     dead.push(letter);
                 }
             }
         }
         (records, dead)
+    }
+
+    /// The `anomaly-data` record of a classified reading.
+    fn classified(&self, message: &OwnedMessage, envelope: &Envelope) -> OutRecord {
+        OutRecord {
+            topic: self.config.anomaly_topic.clone(),
+            // The record's own key (the bridge's: `source_name`), so one sensor's
+            // classifications keep their order as its readings did.
+            key: Some(
+                message
+                    .key()
+                    .map_or_else(|| envelope.key().as_bytes().to_vec(), <[u8]>::to_vec),
+            ),
+            payload: envelope.to_vec(),
+            headers: Vec::new(),
+        }
     }
 
     fn count(&self, batch: &[OwnedMessage], dead: &[DeadLetter], started: Instant) {

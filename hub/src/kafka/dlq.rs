@@ -15,6 +15,9 @@ pub mod headers {
     pub const SOURCE_OFFSET: &str = "emberline.source.offset";
     /// Which role gave up on it: `detector` or `writer`.
     pub const FAILED_BY: &str = "emberline.failed.by";
+    /// Set when the record was too large to go to the dead-letter topic whole: its payload's
+    /// length before it was cut to fit.
+    pub const TRUNCATED_FROM: &str = "emberline.payload.truncated_from";
 }
 
 /// A record given up on, and why.
@@ -43,8 +46,11 @@ impl DeadLetter {
         }
     }
 
-    /// The record for `topic`: the original key and payload, unchanged, with the headers.
-    pub fn to_record(&self, topic: &str, failed_by: &str) -> OutRecord {
+    /// The record for `topic`: the original key and payload, unchanged, with the headers. A
+    /// payload that would take the record past `max_bytes` (the producer's `message.max.bytes`)
+    /// is cut to fit and says so ([`headers::TRUNCATED_FROM`]): Kafka would refuse it whole
+    /// every time, and the partition must move on.
+    pub fn to_record(&self, topic: &str, failed_by: &str, max_bytes: usize) -> OutRecord {
         let headers = vec![
             (headers::ERROR_CODE, self.error_code.as_bytes().to_vec()),
             (headers::ERROR, self.error.as_bytes().to_vec()),
@@ -59,12 +65,21 @@ impl DeadLetter {
             ),
             (headers::FAILED_BY, failed_by.as_bytes().to_vec()),
         ];
-        OutRecord {
+        let mut record = OutRecord {
             topic: topic.to_owned(),
             key: self.key.clone(),
             payload: self.payload.clone().unwrap_or_default(),
             headers,
+        };
+        let over = record.size().saturating_sub(max_bytes);
+        if over > 0 {
+            let length = record.payload.len();
+            let truncated = (length.to_string().into_bytes(), headers::TRUNCATED_FROM);
+            let room = over + truncated.0.len() + truncated.1.len() + 10;
+            record.payload.truncate(length.saturating_sub(room));
+            record.headers.push((truncated.1, truncated.0));
         }
+        record
     }
 }
 
@@ -85,7 +100,7 @@ mod tests {
             None,
         );
         let letter = DeadLetter::new(&message, "not_json", "expected value".into());
-        let record = letter.to_record("raw-data.dlq", "detector");
+        let record = letter.to_record("raw-data.dlq", "detector", 1_000_000);
         assert_eq!(record.topic, "raw-data.dlq");
         assert_eq!(record.payload, b"not json");
         assert_eq!(record.key.as_deref(), Some(&b"sensor-1"[..]));
@@ -98,5 +113,31 @@ mod tests {
         assert_eq!(header(headers::SOURCE_PARTITION), "4");
         assert_eq!(header(headers::SOURCE_OFFSET), "1234");
         assert_eq!(header(headers::FAILED_BY), "detector");
+        assert!(
+            record
+                .headers
+                .iter()
+                .all(|(n, _)| *n != headers::TRUNCATED_FROM)
+        );
+
+        let large = OwnedMessage::new(
+            Some(vec![b'x'; 2_000]),
+            Some(b"sensor-1".to_vec()),
+            "raw-data".into(),
+            Timestamp::NotAvailable,
+            4,
+            1235,
+            None,
+        );
+        let letter = DeadLetter::new(&large, "too_large", "too large".into());
+        let cut = letter.to_record("raw-data.dlq", "detector", 1_000);
+        assert!(cut.size() <= 1_000, "{}", cut.size());
+        assert!(cut.payload.len() > 500 && cut.payload.len() < 2_000);
+        let (_, from) = cut
+            .headers
+            .iter()
+            .find(|(n, _)| *n == headers::TRUNCATED_FROM)
+            .unwrap();
+        assert_eq!(from, b"2000");
     }
 }

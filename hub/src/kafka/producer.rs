@@ -33,6 +33,19 @@ pub struct OutRecord {
     pub headers: Vec<(&'static str, Vec<u8>)>,
 }
 
+impl OutRecord {
+    /// What librdkafka counts against `message.max.bytes`: payload, key and headers (each
+    /// header's name and value, with room for their length prefixes).
+    pub fn size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 10)
+            .sum();
+        self.payload.len() + self.key.as_ref().map_or(0, Vec::len) + headers + 10
+    }
+}
+
 /// Why a batch was not acknowledged. Every case is worth retrying.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {

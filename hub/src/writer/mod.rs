@@ -236,7 +236,8 @@ impl Writer {
             self.metrics
                 .dead_letter(&letter.source_topic, letter.error_code);
             if let Some(topic) = self.config.dlq_topic(&letter.source_topic) {
-                records.push(letter.to_record(topic, "writer"));
+                let max = self.config.common.max_record_bytes();
+                records.push(letter.to_record(topic, "writer", max));
             }
         }
         if records.is_empty() {
