@@ -29,6 +29,7 @@
 
 pub mod config;
 pub mod feature;
+pub mod feed;
 pub mod filter;
 pub mod http;
 pub mod live;
@@ -40,12 +41,11 @@ use std::sync::Arc;
 use emberline_listen::Acceptor;
 use emberline_listen::http::HttpOptions;
 use sqlx::PgPool;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError};
+use feed::Feed;
 pub use http::{AppState, PageConfig, app};
-use live::LiveEvent;
 use metrics::Metrics;
 
 /// Why the dashboard cannot start or stopped.
@@ -97,11 +97,7 @@ impl Dashboard {
     }
 
     /// The routes' state, sending live events through `live`.
-    pub fn state(
-        &self,
-        live: broadcast::Sender<LiveEvent>,
-        shutdown: CancellationToken,
-    ) -> AppState {
+    pub fn state(&self, live: Feed, shutdown: CancellationToken) -> AppState {
         let page = PageConfig {
             tile_url: self.config.tile_url.clone(),
             tile_attribution: self.config.tile_attribution.clone(),
@@ -123,7 +119,7 @@ impl Dashboard {
         listener: tokio::net::TcpListener,
         token: CancellationToken,
     ) -> Result<(), DashboardError> {
-        let (sender, _) = broadcast::channel(self.config.stream_buffer);
+        let feed = Feed::new(self.config.stream_buffer);
         let (brokers, topic) = (
             self.config.brokers.clone(),
             self.config.anomaly_topic.clone(),
@@ -131,14 +127,14 @@ impl Dashboard {
         let live = tokio::spawn(live::run(
             brokers,
             topic,
-            sender.clone(),
+            feed.clone(),
             self.metrics(),
             token.clone(),
         ));
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, tls = self.acceptor.is_tls(), "dashboard listening");
         }
-        let router = app(self.state(sender, token.clone()));
+        let router = app(self.state(feed, token.clone()));
         let options = HttpOptions::new(self.config.header_timeout, self.config.body_timeout);
         let acceptor = self.acceptor.clone();
         let server =

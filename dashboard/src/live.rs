@@ -3,7 +3,7 @@
 //! Each dashboard instance *assigns* itself every partition at the end offset — no consumer
 //! group, no commits — so instances never share (or steal) records, and a restarted instance
 //! does not replay the past: history comes from PostgreSQL. Each record is serialized once into
-//! a [`LiveEvent`] and broadcast; a browser that falls behind the channel is told to reload.
+//! a [`LiveEvent`] and published on the [`Feed`]; a browser that falls behind is told to reload.
 //!
 //! Shutdown: an rdkafka consumer can block in its destructor after a broker restart (see
 //! DEVELOPERS.md), so it is dropped on a detached thread and the task ends at once.
@@ -15,10 +15,10 @@ use emberline_core::Envelope;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::feature::Feature;
+use crate::feed::Feed;
 use crate::metrics::Metrics;
 
 /// One classification, as the JSON text of its [`Feature`] (serialized once for all streams).
@@ -38,7 +38,7 @@ pub enum LiveError {
 pub async fn run(
     brokers: String,
     topic: String,
-    sender: broadcast::Sender<LiveEvent>,
+    feed: Feed,
     metrics: Arc<Metrics>,
     token: CancellationToken,
 ) -> Result<(), LiveError> {
@@ -55,7 +55,7 @@ pub async fn run(
     let consumer = Arc::new(consumer);
     if assign_at_end(&consumer, &topic, &token).await {
         tracing::info!(%topic, "following the anomaly topic for live updates");
-        follow(&consumer, &sender, &metrics, &token).await;
+        follow(&consumer, &feed, &metrics, &token).await;
     }
     std::thread::spawn(move || drop(consumer));
     Ok(())
@@ -110,7 +110,7 @@ fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<TopicPartitionLi
 
 async fn follow(
     consumer: &StreamConsumer,
-    sender: &broadcast::Sender<LiveEvent>,
+    feed: &Feed,
     metrics: &Metrics,
     token: &CancellationToken,
 ) {
@@ -127,9 +127,8 @@ async fn follow(
                     tracing::info!("reading the anomaly topic again");
                     metrics.live_feed_up.set(1);
                 }
-                if let Some(event) = event(message.payload(), metrics) {
-                    // No open stream is not an error: nobody is watching.
-                    let _ = sender.send(event);
+                if let Some((source_name, event)) = event(message.payload(), metrics) {
+                    feed.publish(&source_name, event);
                 }
             }
             Err(error) => {
@@ -146,8 +145,9 @@ async fn follow(
     }
 }
 
-/// The event for one record, or `None` (counted) for one the map cannot show.
-pub fn event(payload: Option<&[u8]>, metrics: &Metrics) -> Option<LiveEvent> {
+/// The event for one record, with its sensor's name, or `None` (counted) for one the map cannot
+/// show.
+pub fn event(payload: Option<&[u8]>, metrics: &Metrics) -> Option<(String, LiveEvent)> {
     let Ok(envelope) = Envelope::from_slice(payload.unwrap_or_default()) else {
         metrics.live_record("undecodable");
         return None;
@@ -159,7 +159,7 @@ pub fn event(payload: Option<&[u8]>, metrics: &Metrics) -> Option<LiveEvent> {
     match serde_json::to_string(&feature) {
         Ok(json) => {
             metrics.live_record("pushed");
-            Some(json.into())
+            Some((feature.properties.source_name, json.into()))
         }
         Err(error) => {
             tracing::warn!(%error, "cannot serialize a live update");
@@ -187,7 +187,8 @@ mod tests {
     #[test]
     fn a_classified_record_becomes_a_feature() {
         let metrics = Metrics::new();
-        let event = event(Some(classified().as_bytes()), &metrics).unwrap();
+        let (source_name, event) = event(Some(classified().as_bytes()), &metrics).unwrap();
+        assert_eq!(source_name, "<b>s-1</b>");
         let feature: serde_json::Value = serde_json::from_str(&event).unwrap();
         assert_eq!(
             feature["geometry"]["coordinates"],

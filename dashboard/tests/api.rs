@@ -8,9 +8,10 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{HOSTILE, Heat, Pipeline, fleet, heartbeat, reading};
+use emberline_dashboard::feed::Feed;
 use emberline_dashboard::{Config, Dashboard, app};
 use serde_json::Value;
-use tokio::sync::broadcast;
+
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
@@ -40,8 +41,7 @@ fn names(collection: &Value) -> Vec<String> {
 
 async fn router(config: Config) -> axum::Router {
     let dashboard = Dashboard::new(config).await.unwrap();
-    let (sender, _) = broadcast::channel(16);
-    app(dashboard.state(sender, CancellationToken::new()))
+    app(dashboard.state(Feed::new(16), CancellationToken::new()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

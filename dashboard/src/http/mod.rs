@@ -16,12 +16,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sqlx::PgPool;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 
+use crate::feed::Feed;
 use crate::filter::FilterError;
-use crate::live::LiveEvent;
 use crate::metrics::Metrics;
 
 /// What the page learns from `/config.json`.
@@ -38,8 +37,8 @@ pub struct PageConfig {
 pub struct AppState {
     pub pool: PgPool,
     pub metrics: Arc<Metrics>,
-    /// Live classifications; each stream subscribes its own receiver.
-    pub live: broadcast::Sender<LiveEvent>,
+    /// Live classifications; each stream subscribes its own receiver and gets the replay.
+    pub live: Feed,
     pub page: Arc<PageConfig>,
     pub agent_stale_after: Duration,
     /// Cancelled at shutdown: open streams end so the graceful shutdown does not wait on them.

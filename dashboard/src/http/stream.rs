@@ -1,9 +1,13 @@
 //! `GET /api/stream`: Server-Sent Events of classifications as the detector publishes them.
 //!
-//! Events: `ready` (first: the subscription is in place), `classification` (data: a GeoJSON feature, the shape of `/api/sensors`' items) and
-//! `resync` (this stream fell behind and skipped events: reload `/api/sensors`). A comment is
-//! sent every 15 s so proxies keep the connection. Streams end when the server shuts down.
+//! Events: `ready` (first: the subscription is in place), `classification` (data: a GeoJSON
+//! feature, the shape of `/api/sensors`' items) and `resync` (this stream fell behind and skipped
+//! events: reload `/api/sensors`). After `ready` and after each `resync` come the latest
+//! classifications of the last minutes, one per sensor ([`Feed::replay`]): the snapshot comes
+//! from PostgreSQL, which can lag the live feed. A comment is sent every 15 s so proxies keep the
+//! connection. Streams end when the server shuts down.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
+use crate::feed::Feed;
 use crate::live::LiveEvent;
 use crate::metrics::Metrics;
 
@@ -29,6 +34,9 @@ impl Drop for Open {
 
 struct Follow {
     receiver: broadcast::Receiver<LiveEvent>,
+    feed: Feed,
+    /// Replayed classifications still to send, before the next live one.
+    replay: VecDeque<LiveEvent>,
     shutdown: CancellationToken,
     _open: Open,
 }
@@ -37,19 +45,27 @@ pub async fn stream(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     state.metrics.stream_clients.inc();
+    // Subscribed before the replay is taken: nothing published in between is missed.
+    let receiver = state.live.subscribe();
     let follow = Follow {
-        receiver: state.live.subscribe(),
+        receiver,
+        replay: state.live.replay().into(),
+        feed: state.live.clone(),
         shutdown: state.shutdown.clone(),
         _open: Open(state.metrics.clone()),
     };
     let events = futures_util::stream::unfold(follow, |mut follow| async move {
+        if let Some(json) = follow.replay.pop_front() {
+            return Some((Ok(classification(&json)), follow));
+        }
         let event = tokio::select! {
             _ = follow.shutdown.cancelled() => return None,
             received = follow.receiver.recv() => match received {
-                Ok(json) => Event::default().event("classification").data(&*json),
+                Ok(json) => classification(&json),
                 Err(RecvError::Lagged(skipped)) => {
                     follow._open.0.stream_lagged.inc();
                     tracing::debug!(skipped, "a stream fell behind; telling it to reload");
+                    follow.replay = follow.feed.replay().into();
                     Event::default().event("resync").data(skipped.to_string())
                 }
                 Err(RecvError::Closed) => return None,
@@ -64,6 +80,10 @@ pub async fn stream(
     Sse::new(events).keep_alive(keep_alive)
 }
 
+fn classification(json: &str) -> Event {
+    Event::default().event("classification").data(json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +92,7 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt as _;
 
-    fn state(live: broadcast::Sender<LiveEvent>, shutdown: CancellationToken) -> AppState {
+    fn state(live: Feed, shutdown: CancellationToken) -> AppState {
         let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
         let page = PageConfig {
             tile_url: String::new(),
@@ -98,7 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_falls_behind_is_told_to_resync_and_shutdown_ends_it() {
-        let (live, _) = broadcast::channel(4);
+        let live = Feed::new(4);
         let shutdown = CancellationToken::new();
         let request = Request::get("/api/stream")
             .header("accept-encoding", "gzip")
@@ -113,11 +133,11 @@ mod tests {
             "never compressed"
         );
         for n in 0..10 {
-            live.send(format!("{{\"n\":{n}}}").into()).unwrap();
+            live.publish("s-1", format!("{{\"n\":{n}}}").into());
         }
         let mut body = response.into_body().into_data_stream();
         let mut text = String::new();
-        while events(&text).len() < 6 {
+        while events(&text).len() < 7 {
             let chunk = body.next().await.unwrap().unwrap();
             text.push_str(std::str::from_utf8(&chunk).unwrap());
         }
@@ -129,8 +149,18 @@ mod tests {
                 "classification",
                 "classification",
                 "classification",
+                "classification",
                 "classification"
             ]
+        );
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: {"))
+            .collect();
+        assert_eq!(
+            data,
+            ["\"n\":9}", "\"n\":6}", "\"n\":7}", "\"n\":8}", "\"n\":9}"],
+            "after the resync, the sensor's latest (replayed), then the live ones: {text}"
         );
         assert!(
             text.contains("data: {\"n\":9}"),
@@ -143,5 +173,42 @@ mod tests {
             }
         });
         rest.await.expect("the stream did not end at shutdown");
+    }
+
+    /// Pushed before the page subscribed (and maybe not yet in PostgreSQL when it loads its
+    /// snapshot): replayed after `ready`, the sensor's latest only.
+    #[tokio::test]
+    async fn a_new_stream_gets_the_latest_of_each_sensor_after_ready() {
+        let live = Feed::new(16);
+        live.publish("s-1", "{\"s\":1,\"n\":1}".into());
+        live.publish("s-1", "{\"s\":1,\"n\":2}".into());
+        live.publish("s-2", "{\"s\":2,\"n\":1}".into());
+        let shutdown = CancellationToken::new();
+        let request = Request::get("/api/stream").body(Body::empty()).unwrap();
+        let response = app(state(live.clone(), shutdown.clone()))
+            .oneshot(request)
+            .await
+            .unwrap();
+        live.publish("s-3", "{\"s\":3,\"n\":1}".into());
+        let mut body = response.into_body().into_data_stream();
+        let mut text = String::new();
+        while events(&text).len() < 4 {
+            let chunk = body.next().await.unwrap().unwrap();
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
+        assert_eq!(events(&text)[0], "ready");
+        let mut replayed = data[1..3].to_vec();
+        replayed.sort_unstable();
+        assert_eq!(
+            replayed,
+            ["{\"s\":1,\"n\":2}", "{\"s\":2,\"n\":1}"],
+            "{text}"
+        );
+        assert_eq!(data[3], "{\"s\":3,\"n\":1}", "then the live ones: {text}");
+        shutdown.cancel();
     }
 }

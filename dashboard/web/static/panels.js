@@ -53,8 +53,14 @@ export class Alerts {
   constructor(list, empty, onPick, max = 20) {
     Object.assign(this, { list, empty, onPick, max, items: [] });
   }
+  /** Merges a snapshot in: it comes from PostgreSQL, which can lag the live stream, so live
+   * alerts it does not hold yet stay; the newest `max` are shown. */
   replace(alerts) {
-    this.items = alerts.slice(0, this.max);
+    const byId = new Map(this.items.map((a) => [a.reading_id, a]));
+    for (const alert of alerts) byId.set(alert.reading_id, alert);
+    this.items = [...byId.values()]
+      .sort((a, b) => Date.parse(b.observed_at) - Date.parse(a.observed_at))
+      .slice(0, this.max);
     this.render();
   }
   add(alert) {
