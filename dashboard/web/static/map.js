@@ -91,7 +91,9 @@ export class SensorMap {
     let sensor = this.sensors.get(p.source_name);
     const fresh = !sensor;
     if (fresh) sensor = { source_name: p.source_name, observed_at: null, classified_at: null };
-    const newerReading = time(p.observed_at) >= time(sensor.observed_at);
+    // Ties on time go to the larger id, as in PostgreSQL (`COLLATE "C"`), whatever arrives last.
+    const [at, held] = [time(p.observed_at), time(sensor.observed_at)];
+    const newerReading = at > held || (at === held && !(p.reading_id < sensor.reading_id));
     const newerClass = p.classified_at != null && time(p.classified_at) >= time(sensor.classified_at);
     if (!newerReading && !newerClass) return undefined;
     const before = fresh ? null : kindOf(sensor);

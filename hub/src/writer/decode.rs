@@ -93,11 +93,16 @@ impl<'a> Rows<'a> {
 }
 
 /// The newest of `envelopes` per sensor by `(timestamp, reading_id)`, ordered by sensor name
-/// (a fixed lock order, so concurrent writers do not deadlock).
+/// (a fixed lock order, so concurrent writers do not deadlock). The same order as the database
+/// keeps across batches: the timestamp to the microsecond (what `timestamptz` stores), then the
+/// id byte by byte (`COLLATE "C"`).
 pub fn latest_per_sensor<'a>(envelopes: &[&'a Envelope]) -> Vec<&'a Envelope> {
     let mut latest: HashMap<&str, &Envelope> = HashMap::new();
     for envelope in envelopes {
-        let order = |e: &Envelope| (e.reading.timestamp(), e.reading_id.clone());
+        let order = |e: &'a Envelope| {
+            let nanos = e.reading.timestamp().unix_timestamp_nanos();
+            (nanos.div_euclid(1_000), e.reading_id.as_str())
+        };
         latest
             .entry(envelope.key())
             .and_modify(|held| {
@@ -260,5 +265,33 @@ mod tests {
                 .collect();
             assert_eq!(ids, ["a:edge-1:2", "a:edge-1:4"]);
         }
+    }
+
+    /// Within one microsecond (all PostgreSQL keeps) the id decides, as it does in the
+    /// database across batches; the nanoseconds used to decide here, so a batch and the database
+    /// could pick different readings as the latest.
+    #[test]
+    fn readings_within_a_microsecond_are_ordered_by_id_as_in_the_database() {
+        let t = topics();
+        let at = |seq: u64, fraction: &str| {
+            let text = envelope("s", seq, 11, false)
+                .replace("18:03:11Z", &format!("18:03:11.{fraction}Z"));
+            decode(&t, &message("raw", 0, &text))
+        };
+        // seq 9 is later by 300 ns; seq 10's id is smaller byte by byte ("a:edge-1:10" < "…:9").
+        let items = [at(9, "000000700"), at(10, "000000400")];
+        let rows = Rows::new(&items);
+        let ids: Vec<&str> = latest_per_sensor(&rows.readings)
+            .iter()
+            .map(|e| e.reading_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a:edge-1:9"]);
+        let items = [at(9, "000000400"), at(10, "000000700")];
+        let rows = Rows::new(&items);
+        let ids: Vec<&str> = latest_per_sensor(&rows.readings)
+            .iter()
+            .map(|e| e.reading_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a:edge-1:9"], "the later nanoseconds do not decide");
     }
 }

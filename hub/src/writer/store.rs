@@ -148,8 +148,8 @@ async fn upsert_sensors(tx: &mut Tx, latest: &[&Envelope]) -> Result<(), sqlx::E
             agent_id = EXCLUDED.agent_id, observed_at = EXCLUDED.observed_at,
             latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude,
             payload = EXCLUDED.payload, updated_at = now()
-         WHERE (sensors.observed_at, sensors.reading_id)
-             < (EXCLUDED.observed_at, EXCLUDED.reading_id)",
+         WHERE (sensors.observed_at, sensors.reading_id COLLATE \"C\")
+             < (EXCLUDED.observed_at, EXCLUDED.reading_id COLLATE \"C\")",
     )
     .bind(c.sources)
     .bind(c.ids)
@@ -238,8 +238,8 @@ async fn update_sensor_intensity(tx: &mut Tx, latest: &[&Envelope]) -> Result<()
                   rules_fired, rules_version)
          WHERE s.source_name = u.source_name
            AND (s.classified_observed_at IS NULL
-                OR (s.classified_observed_at, s.classified_reading_id)
-                   < (u.observed_at, u.reading_id))",
+                OR (s.classified_observed_at, s.classified_reading_id COLLATE \"C\")
+                   < (u.observed_at, u.reading_id COLLATE \"C\"))",
     ));
     query.execute(&mut **tx).await?;
     Ok(())
