@@ -162,6 +162,10 @@ pub struct RunArgs {
     /// Largest `POST /v1/readings` body, in bytes (larger: 413).
     #[arg(long, env = "EMBERLINE_MAX_BATCH_BYTES", default_value_t = 8 << 20)]
     pub max_batch_bytes: usize,
+    /// Most readings in one `POST /v1/readings` (more: 413 `too_many_items`); bounds the memory
+    /// one request takes whatever its items are.
+    #[arg(long, env = "EMBERLINE_MAX_BATCH_ITEMS", default_value_t = 10_000)]
+    pub max_batch_items: usize,
     /// The bridge's base URL: `http://…`, or `https://…` for a bridge with TLS.
     #[arg(
         long,

@@ -62,6 +62,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         alerts: alerts.clone(),
         max_reading_bytes: args.max_reading_bytes,
         max_batch_bytes: args.max_batch_bytes,
+        max_batch_items: args.max_batch_items.max(1),
         max_buffer_bytes: args.buffer_max_bytes,
     });
     // Only when it serves: it holds a buffer handle, and the buffer thread ends (and the process

@@ -92,6 +92,7 @@ async fn a_high_reading_is_announced_locally_while_the_bridge_is_down() {
         alerts: Some(alerts),
         max_reading_bytes: 16 * 1024,
         max_batch_bytes: 1 << 20,
+        max_batch_items: 10_000,
         max_buffer_bytes: u64::MAX,
     });
     let post = |body: String| {

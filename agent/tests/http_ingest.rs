@@ -42,6 +42,7 @@ fn agent(tokens: Option<&str>, max_buffer_bytes: u64) -> Agent {
         alerts: None,
         max_reading_bytes: 16 * 1024,
         max_batch_bytes: 1024 * 1024,
+        max_batch_items: 10_000,
         max_buffer_bytes,
     });
     Agent { state, _dir: dir }
@@ -362,6 +363,40 @@ async fn a_batch_item_larger_than_a_reading_alone_is_refused_by_itself() {
             .get("note")
             .is_none_or(|n| n.as_str().unwrap().len() < 20 * 1024)
     }));
+}
+
+/// An 8 MiB body of `[1,1,…]` is four million items, each of which would become an error in the
+/// answer: the agent took 1.7 GB for one such request. Past the item limit the batch is refused
+/// whole, as it is read.
+#[tokio::test]
+async fn a_batch_of_more_items_than_the_limit_is_refused_whole() {
+    let agent = agent(None, u64::MAX);
+    let ones = |n: usize| vec!["1"; n].join(",");
+    let array = format!("[{}]", ones(10_001));
+    let ndjson = vec!["1"; 10_001].join("\n");
+    for (media, body) in [
+        ("application/json", array),
+        ("application/x-ndjson", ndjson),
+    ] {
+        let (status, _, answer) = post(&agent, "/v1/readings", media, body, None).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{media}: {answer}");
+        assert_eq!(answer["error"], json!("too_many_items"), "{media}");
+    }
+    let (status, _, answer) = post(
+        &agent,
+        "/v1/readings",
+        "application/json",
+        format!("[{}]", ones(10_000)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "at the limit: answered item by item"
+    );
+    assert_eq!(answer["rejected"], json!(10_000));
+    assert!(buffered(&agent).await.is_empty());
 }
 
 #[tokio::test]

@@ -72,6 +72,7 @@ async fn agent() -> Agent {
         alerts: None,
         max_reading_bytes: 16 * 1024,
         max_batch_bytes: 1024 * 1024,
+        max_batch_items: 10_000,
         max_buffer_bytes: 1 << 30,
     });
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -20,6 +20,8 @@ pub enum ApiError {
     Reading(#[from] ReadingError),
     #[error("{0}")]
     Batch(String),
+    #[error("the batch holds more than {0} readings; send it in parts")]
+    TooManyItems(usize),
     #[error("the buffer is full; retry later")]
     Full,
     #[error("internal error")]
@@ -53,6 +55,11 @@ impl IntoResponse for ApiError {
             Self::Batch(message) => (
                 StatusCode::BAD_REQUEST,
                 Json(body("malformed_batch", message)),
+            )
+                .into_response(),
+            Self::TooManyItems(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(body("too_many_items", self.to_string())),
             )
                 .into_response(),
             Self::Full => {

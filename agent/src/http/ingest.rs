@@ -22,7 +22,6 @@ pub async fn single(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<SingleAnswer>), ApiError> {
-    authorize(&state, &headers)?;
     if media_type(&headers) != Some(JSON) {
         return Err(ApiError::UnsupportedMediaType(JSON));
     }
@@ -68,8 +67,8 @@ pub async fn batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchAnswer>), ApiError> {
-    authorize(&state, &headers)?;
-    let items = batch_items(&headers, &body, state.max_reading_bytes)?;
+    let limits = (state.max_reading_bytes, state.max_batch_items);
+    let items = batch_items(&headers, &body, limits)?;
     let now = OffsetDateTime::now_utc();
     let mut rejected = Vec::new();
     let mut valid = Vec::with_capacity(items.len());
@@ -111,21 +110,42 @@ pub async fn batch(
 /// A batch item as decoded, or why it is not JSON at all (NDJSON lines are decoded one by one).
 type Item = Result<Unchecked, ReadingError>;
 
-/// The batch's items, from a JSON array or NDJSON; an empty batch is refused. An item larger than
-/// `max_item` (the most a reading sent alone may be) is that item's error: Kafka takes a record
-/// of at most about 1 MB, and a reading past it would be set aside later, after its `202`.
-fn batch_items(headers: &HeaderMap, body: &[u8], max_item: usize) -> Result<Vec<Item>, ApiError> {
+/// The batch's items, from a JSON array or NDJSON; an empty batch is refused, and so is one of
+/// more than `max_items` items (413, counted as it is read: nothing past the limit is held). An
+/// item larger than `max_item` (the most a reading sent alone may be) is that item's error: Kafka
+/// takes a record of at most about 1 MB, and a reading past it would be set aside later, after
+/// its `202`.
+fn batch_items(
+    headers: &HeaderMap,
+    body: &[u8],
+    (max_item, max_items): (usize, usize),
+) -> Result<Vec<Item>, ApiError> {
     let items: Vec<Item> = match media_type(headers) {
-        Some(JSON) => serde_json::from_slice::<Vec<&RawValue>>(body)
-            .map_err(|error| ApiError::Batch(format!("body is not a JSON array: {error}")))?
-            .into_iter()
-            .map(|raw| item(raw.get().as_bytes(), max_item))
-            .collect(),
-        Some(NDJSON) => body
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| item(line, max_item))
-            .collect(),
+        Some(JSON) => {
+            let mut json = serde_json::Deserializer::from_slice(body);
+            let raw = serde::de::DeserializeSeed::deserialize(Capped(max_items), &mut json)
+                .and_then(|raw| json.end().map(|()| raw))
+                .map_err(|error| match error.to_string() {
+                    text if text.starts_with(TOO_MANY) => ApiError::TooManyItems(max_items),
+                    text => ApiError::Batch(format!("body is not a JSON array: {text}")),
+                })?;
+            raw.into_iter()
+                .map(|raw| item(raw.get().as_bytes(), max_item))
+                .collect()
+        }
+        Some(NDJSON) => {
+            let lines = body
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+            let mut items = Vec::new();
+            for line in lines {
+                if items.len() == max_items {
+                    return Err(ApiError::TooManyItems(max_items));
+                }
+                items.push(item(line, max_item));
+            }
+            items
+        }
         _ => {
             return Err(ApiError::UnsupportedMediaType(
                 "application/json (an array) or application/x-ndjson",
@@ -136,6 +156,42 @@ fn batch_items(headers: &HeaderMap, body: &[u8], max_item: usize) -> Result<Vec<
         return Err(ApiError::Batch("the batch holds no readings".into()));
     }
     Ok(items)
+}
+
+/// How a JSON array with too many items is told apart from a malformed one.
+const TOO_MANY: &str = "more items than";
+
+/// Reads a JSON array's items as raw JSON, refusing it past the item limit as it reads.
+struct Capped(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Capped {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Capped {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of readings")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            if items.len() == self.0 {
+                return Err(serde::de::Error::custom(format!("{TOO_MANY} {}", self.0)));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
 }
 
 /// One item's JSON decoded, unless it is larger than `max`; JSON that does not decode is that
@@ -193,7 +249,7 @@ async fn append(state: &AppState, incoming: Vec<Incoming>) -> Result<Vec<Accepte
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(tokens) = &state.tokens else {
         return Ok(());
     };

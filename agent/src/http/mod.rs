@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use emberline_core::Limits;
 use prometheus_client::registry::Registry;
@@ -52,6 +53,10 @@ pub struct Inner {
     pub max_reading_bytes: usize,
     /// Largest `POST /v1/readings` body.
     pub max_batch_bytes: usize,
+    /// Most items in one `POST /v1/readings`: each becomes a reading and an item of the answer,
+    /// so this bounds what one request can make the agent hold (an 8 MiB body of `[1,1,…]` is
+    /// four million items).
+    pub max_batch_items: usize,
     /// Most buffered bytes before `/readyz` says the agent cannot take more.
     pub max_buffer_bytes: u64,
 }
@@ -59,7 +64,7 @@ pub struct Inner {
 pub type AppState = Arc<Inner>;
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let ingest = Router::new()
         .route(
             "/ingest",
             post(ingest::single).layer(DefaultBodyLimit::max(state.max_reading_bytes)),
@@ -68,10 +73,23 @@ pub fn app(state: AppState) -> Router {
             "/v1/readings",
             post(ingest::batch).layer(DefaultBodyLimit::max(state.max_batch_bytes)),
         )
+        // Before the body is read: a caller without a token is refused at once, not after
+        // it has sent (or trickled) megabytes.
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorized));
+    Router::new()
+        .merge(ingest)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// Lets a request with a valid device token through (every request when none are configured).
+async fn authorized(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match ingest::authorize(&state, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Ready while the buffer can take readings. A bridge that cannot be reached does not make the

@@ -172,6 +172,24 @@ fn ingest_head(length: usize) -> String {
     )
 }
 
+/// The token is checked before the body is read: a caller without one who announces megabytes
+/// and sends a byte is refused at once, not held until the body timeout with its bytes in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_token_is_refused_before_its_body() {
+    let agent = Agent::start(&[]).await;
+    for path in ["/ingest", "/v1/readings"] {
+        let mut stream = tokio::net::TcpStream::connect(agent.http).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 8000000\r\n\r\n["
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let answered = tokio::time::timeout(BODY_BOUND / 2, first_answer(&mut stream)).await;
+        let answer = answered.unwrap_or_else(|_| panic!("{path}: no answer before the body"));
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_http_clients_are_disconnected() {
     let agent = Agent::start(&[]).await;
