@@ -47,14 +47,30 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The detector's metrics: the common ones and the rules'.
     pub fn new() -> Self {
+        let mut metrics = Self::unregistered();
+        metrics.register();
+        metrics.register_rules();
+        metrics
+    }
+
+    /// The writer's: no rules metrics (a `rules_file_valid` it never sets would read 0, as if
+    /// a rules file had been refused).
+    pub fn without_rules() -> Self {
+        let mut metrics = Self::unregistered();
+        metrics.register();
+        metrics
+    }
+
+    fn unregistered() -> Self {
         let seconds = [
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
         ];
         let sizes = [
             1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
         ];
-        let mut metrics = Self {
+        Self {
             registry: Registry::with_prefix("emberline_hub"),
             records: Family::default(),
             dead_letters: Family::default(),
@@ -67,9 +83,7 @@ impl Metrics {
             rules_file_valid: Gauge::default(),
             retention_deleted: Counter::default(),
             current_rules: Mutex::new(None),
-        };
-        metrics.register();
-        metrics
+        }
     }
 
     fn register(&mut self) {
@@ -105,6 +119,15 @@ impl Metrics {
             self.lag.clone(),
         );
         r.register(
+            "retention_deleted_rows",
+            "Rows removed by retention",
+            self.retention_deleted.clone(),
+        );
+    }
+
+    fn register_rules(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "rules_reloads",
             "Rules file reloads, by outcome (applied, refused)",
             self.reloads.clone(),
@@ -118,11 +141,6 @@ impl Metrics {
             "rules_file_valid",
             "1 when the rules file on disk is in use, 0 when it was refused",
             self.rules_file_valid.clone(),
-        );
-        r.register(
-            "retention_deleted_rows",
-            "Rows removed by retention",
-            self.retention_deleted.clone(),
         );
     }
 

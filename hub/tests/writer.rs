@@ -206,6 +206,11 @@ async fn retention_removes_old_readings_in_the_background_and_keeps_latest_state
         },
     )
     .await;
+    assert_eq!(
+        writer.metric("emberline_hub_rules_file_valid"),
+        None,
+        "the writer has no rules: no gauge reading 0 as if a rules file were refused"
+    );
     assert_eq!(count(&db.pool, "SELECT count(*) FROM readings").await, 0);
     assert_eq!(count(&db.pool, "SELECT count(*) FROM sensors").await, 1);
     writer.stop().await;

@@ -83,7 +83,7 @@ impl Writer {
             consumer,
             producer,
             pool,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::without_rules()),
             listening,
         })
     }
