@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The header-read and body bounds of the server under test.
 const BOUND: Duration = Duration::from_secs(2);
+/// An answer far larger than the socket buffers on both sides.
+const LARGE: usize = 64 << 20;
 
 /// A handler that reads the body itself and names a timeout in its own words.
 async fn own(request: Request) -> (StatusCode, String) {
@@ -52,7 +54,8 @@ async fn server() -> (SocketAddr, CancellationToken) {
             post(|body: Bytes| async move { body.len().to_string() }),
         )
         .route("/own", post(own))
-        .route("/stream", get(slow_stream));
+        .route("/stream", get(slow_stream))
+        .route("/large", get(|| async { vec![b'x'; LARGE] }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -152,4 +155,34 @@ async fn a_long_response_outlives_both_bounds() {
             "chunk {n}: {answer}"
         );
     }
+}
+
+/// A client that asks and never reads: once nothing of the answer has gone through for the
+/// bound, the connection is closed (it was held for ever, and with it a graceful shutdown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let (address, _shutdown) = server().await;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(BOUND * 2).await;
+    // Closed by now: what is read is what the buffers held, then the end (or a reset).
+    let mut read = 0usize;
+    let mut chunk = vec![0; 1 << 16];
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection was still open after {read} bytes"
+    );
+    assert!(read < LARGE, "the whole answer went through ({read} bytes)");
 }

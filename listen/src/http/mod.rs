@@ -5,10 +5,13 @@
 //! half a request head and stalls keeps its connection and task forever. Here hyper gets a timer
 //! and [`HttpOptions::header_read_timeout`]; a TLS handshake has its own bound, and a request's
 //! body must arrive within [`HttpOptions::body_timeout`] of its head ([`body`]: 408, then the
-//! connection is closed). Responses are never bounded: a long-lived one (the dashboard's
-//! Server-Sent Events) streams for as long as the handler keeps it open.
+//! connection is closed). Responses are never bounded in length: a long-lived one (the
+//! dashboard's Server-Sent Events) streams for as long as the handler keeps it open and the
+//! client reads it; a client that stops reading is cut off once no write has gone through for
+//! [`HttpOptions::write_timeout`] ([`stall`]).
 
 mod body;
+mod stall;
 
 use std::time::Duration;
 
@@ -35,16 +38,20 @@ pub struct HttpOptions {
     /// past it the request is answered 408 and the connection closed. Bodies that must cross a
     /// slow link whole (the bridge's batches) set the pace for this bound.
     pub body_timeout: Duration,
+    /// How long an answer may wait on a client that reads none of it; past it the connection
+    /// is closed. Counted from the last write that went through, so a slow reader is not cut.
+    pub write_timeout: Duration,
 }
 
 impl HttpOptions {
     /// The handshake shares the header-read bound: both are "the client has not yet said what
-    /// it wants".
+    /// it wants"; a stalled answer shares the body's: both are bytes a client is slow to move.
     pub fn new(header_timeout: Duration, body_timeout: Duration) -> Self {
         Self {
             header_read_timeout: header_timeout,
             handshake_timeout: header_timeout,
             body_timeout,
+            write_timeout: body_timeout,
         }
     }
 }
@@ -98,6 +105,7 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(options.header_read_timeout);
+            let stream = stall::WriteDeadline::new(stream, options.write_timeout);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, "HTTP connection ended");
