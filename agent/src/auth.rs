@@ -16,7 +16,9 @@ pub enum TokensError {
         path: String,
         source: std::io::Error,
     },
-    #[error("tokens file {path}, line {line}: expected `name token`")]
+    #[error(
+        "tokens file {path}, line {line}: expected `name token`, each name and each token once"
+    )]
     Line { path: String, line: usize },
 }
 

@@ -20,7 +20,7 @@ impl DeviceTokens {
             .map_err(|e| format!("cannot read the tokens file {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|line| {
             format!(
-                "tokens file {}, line {line}: expected `name token`",
+                "tokens file {}, line {line}: expected `name token`, each name and each token once",
                 path.display()
             )
         })

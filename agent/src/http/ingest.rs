@@ -256,7 +256,7 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(bearer);
     match token.and_then(|token| tokens.device_for_token(token.trim())) {
         Some(_) => Ok(()),
         None => {
@@ -264,6 +264,12 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
             Err(ApiError::Unauthorized)
         }
     }
+}
+
+/// The credentials of an `Authorization: Bearer …` header (the scheme in any case, RFC 7235).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// The media type without parameters (`application/json; charset=utf-8` → `application/json`).

@@ -18,8 +18,10 @@ async fn http_endpoints_refuse_missing_and_wrong_tokens() {
     let right = format!("Bearer {DEVICE_TOKEN}");
     let wrong = format!("Bearer {WRONG_TOKEN}");
     let basic = format!("Basic {DEVICE_TOKEN}");
+    // The scheme's case does not matter (RFC 7235).
+    let lower = format!("bearer {DEVICE_TOKEN}");
     // (path, body, Authorization header, expected status)
-    let table: [(&str, &str, Option<&str>, u16); 10] = [
+    let table: [(&str, &str, Option<&str>, u16); 11] = [
         ("/ingest", &single, None, 401),
         ("/ingest", &single, Some(&wrong), 401),
         ("/ingest", &single, Some(&basic), 401),
@@ -30,6 +32,7 @@ async fn http_endpoints_refuse_missing_and_wrong_tokens() {
         ("/v1/readings", &batch, Some(&basic), 401),
         ("/v1/readings", &batch, Some("Bearer "), 401),
         ("/v1/readings", &batch, Some(&right), 202),
+        ("/ingest", &single, Some(&lower), 202),
     ];
     for (path, body, auth, expected) in table {
         let request = client
