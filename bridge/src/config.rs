@@ -82,7 +82,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Extra librdkafka settings, `key=value` (repeat, or comma-separate in the env twin), e.g.
     /// `security.protocol=ssl`.
-    #[arg(long = "kafka-option", env = "EMBERLINE_BRIDGE_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    #[arg(long = "kafka-option", env = "EMBERLINE_BRIDGE_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ',', value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
     /// Log format.
     #[arg(long, env = "EMBERLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

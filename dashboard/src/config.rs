@@ -47,7 +47,7 @@ pub struct Config {
     #[arg(long, env = "EMBERLINE_DASHBOARD_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: Duration,
     /// PostgreSQL URL, the database `emberline-hub write` fills (a password in it is never logged).
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: DatabaseUrl,
     /// Most PostgreSQL connections.
     #[arg(long, env = "EMBERLINE_DASHBOARD_MAX_CONNECTIONS", default_value_t = 8)]

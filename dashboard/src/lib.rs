@@ -36,6 +36,8 @@ pub mod live;
 pub mod metrics;
 pub mod query;
 
+use std::time::Duration;
+
 use std::sync::Arc;
 
 use emberline_listen::Acceptor;
@@ -152,7 +154,12 @@ impl Dashboard {
             Ok(result) => result?,
             Err(error) => tracing::error!(%error, "the live feed task failed"),
         }
-        self.pool.close().await;
+        // Connections still checked out by requests past the bound would keep `close` waiting
+        // on their queries: the process is ending, so it waits a little, not for them.
+        let closing = tokio::time::timeout(Duration::from_secs(2), self.pool.close());
+        if closing.await.is_err() {
+            tracing::warn!("database connections still busy at exit; leaving them");
+        }
         tracing::info!("dashboard stopped");
         Ok(())
     }

@@ -59,7 +59,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct MigrateConfig {
     /// PostgreSQL URL (a password in it is never logged).
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: crate::db::DatabaseUrl,
 }
 
@@ -97,7 +97,7 @@ pub struct Common {
     #[arg(long, env = "EMBERLINE_HUB_LAG_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub lag_interval: Duration,
     /// Extra librdkafka settings, `key=value` (repeat, or comma-separate in the env twin).
-    #[arg(long = "kafka-option", env = "EMBERLINE_HUB_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    #[arg(long = "kafka-option", env = "EMBERLINE_HUB_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ',', value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
 }
 

@@ -53,7 +53,7 @@ struct UpArgs {
     /// Port of the Kafka-compatible broker on 127.0.0.1.
     #[arg(long, env = "EMBERLINE_KAFKA_PORT", default_value_t = 9092)]
     kafka_port: u16,
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
     /// Delete the broker's stored data before starting.
     #[arg(long)]
@@ -71,7 +71,7 @@ struct Target {
         default_value = "127.0.0.1:9092"
     )]
     brokers: String,
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
 }
 

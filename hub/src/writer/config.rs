@@ -20,7 +20,7 @@ pub struct WriteConfig {
     #[arg(long, env = "EMBERLINE_WRITE_LISTEN", default_value = "127.0.0.1:8092")]
     pub listen: SocketAddr,
     /// PostgreSQL URL (a password in it is never logged).
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: DatabaseUrl,
     /// Most PostgreSQL connections.
     #[arg(long, env = "EMBERLINE_WRITE_MAX_CONNECTIONS", default_value_t = 4)]

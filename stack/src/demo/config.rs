@@ -16,7 +16,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub fresh: bool,
     /// The PostgreSQL server; the demo uses (and creates) its own database on it.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// Name of the demo's database on that server.
     #[arg(long, env = "EMBERLINE_DEMO_DATABASE", default_value = "emberline")]
