@@ -8,6 +8,7 @@
 //! `docs/decisions/0005-the-fsync-stays-in-the-commit.md`).
 
 mod checkpoint;
+mod numbering;
 mod record;
 mod schema;
 mod store;
@@ -332,5 +333,7 @@ fn serve(store: &mut Store, command: Command, gauges: &Gauges) {
     }
 }
 
+#[cfg(test)]
+mod side_tables_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -1,0 +1,77 @@
+//! The buffer's side tables: readings set aside (quarantine) and payloads that failed validation
+//! (rejected, a ring under its own cap).
+
+use emberline_core::Protocol;
+use time::macros::datetime;
+
+use super::tests::{config, incoming};
+use super::*;
+
+#[test]
+fn quarantine_and_rejects_are_kept_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let n = store.next_seq();
+    store.append(&[vec![incoming("a"), incoming("b")]]).unwrap();
+    let now = datetime!(2025-05-24 18:05 UTC);
+    store
+        .quarantine(&[(n, b"{\"kept\":1}".to_vec())], "bridge said 400", now)
+        .unwrap();
+    store
+        .reject(
+            Protocol::Mqtt,
+            "sensors/x/readings",
+            b"{bad",
+            "malformed",
+            now,
+        )
+        .unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.depth, stats.quarantined, stats.rejected), (1, 1, 1));
+    assert_eq!(store.peek(10, usize::MAX).unwrap()[0].seq, n + 1);
+    assert_eq!(
+        store.quarantined().unwrap(),
+        [(n, b"{\"kept\":1}".to_vec(), "bridge said 400".to_owned())]
+    );
+}
+
+#[test]
+fn the_rejected_table_is_a_ring_under_its_cap_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        max_rejected_bytes: 100,
+        ..config(&dir, u64::MAX)
+    };
+    let now = datetime!(2025-05-24 18:05 UTC);
+    let reject = |store: &mut Store, payload: &str| {
+        // 20 bytes a row: 10 of payload, 5 of origin, 5 of reason.
+        store.reject(Protocol::Mqtt, "topic", payload.as_bytes(), "error", now)
+    };
+    let mut store = Store::open(config.clone()).unwrap();
+    let n = store.next_seq();
+    store.append(&[vec![incoming("a")]]).unwrap();
+    for i in 0..5 {
+        assert_eq!(reject(&mut store, &format!("payload-{i:02}")).unwrap(), 0);
+    }
+    assert_eq!(store.rejected_bytes(), 100);
+    drop(store);
+
+    let mut store = Store::open(config).unwrap();
+    assert_eq!(store.rejected_bytes(), 100, "counted again at a start");
+    assert_eq!(
+        reject(&mut store, "payload-05").unwrap(),
+        1,
+        "the oldest goes"
+    );
+    assert_eq!(reject(&mut store, &"x".repeat(60)).unwrap(), 4);
+    assert_eq!(store.rejected_bytes(), 90);
+    assert_eq!(
+        reject(&mut store, &"y".repeat(200)).unwrap(),
+        2,
+        "a row larger than the cap is kept alone"
+    );
+    assert_eq!(store.rejected_bytes(), 210);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.rejected, stats.depth), (1, 1), "readings untouched");
+    assert_eq!(store.peek(10, usize::MAX).unwrap()[0].seq, n);
+}
