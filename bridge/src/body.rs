@@ -141,10 +141,11 @@ pub fn records(
             )));
         }
         let key = line.envelope.key();
-        if line.bytes.len() + key.len() > max_record {
+        let size = line.bytes.len() + key.len() + emberline_service::kafka::RECORD_OVERHEAD;
+        if size > max_record {
             return Err(ApiError::RecordTooLarge {
                 record: index + 1,
-                size: line.bytes.len() + key.len(),
+                size,
                 limit: max_record,
             });
         }

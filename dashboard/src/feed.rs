@@ -89,12 +89,13 @@ impl Recent {
         self.by_sensor.insert(source_name.to_owned(), (now, event));
     }
 
-    /// Drops what is past the window; if that is not enough, the older half.
+    /// Drops what is past the window; if that leaves the map nearly full, the older half (so the
+    /// next new sensors do not each pay for a scan of the whole map).
     fn make_room(&mut self, now: Instant) {
         let mut keep_from = now.checked_sub(RECENT_WINDOW);
         self.by_sensor
             .retain(|_, (at, _)| keep_from.is_none_or(|from| *at >= from));
-        if self.by_sensor.len() >= RECENT_SENSORS {
+        if self.by_sensor.len() >= RECENT_SENSORS / 10 * 9 {
             let mut times: Vec<Instant> = self.by_sensor.values().map(|(at, _)| *at).collect();
             let middle = times.len() / 2;
             keep_from = Some(*times.select_nth_unstable(middle).1);

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL,
     quarantined_at_ns INTEGER NOT NULL
 );
+-- The highest `seq` an earlier agent's AUTOINCREMENT had given when its table was migrated:
+-- numbering goes on above it even if its newest readings were already forwarded and deleted.
+CREATE TABLE IF NOT EXISTS numbering (floor INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at_ns INTEGER NOT NULL,
@@ -79,6 +82,9 @@ fn migrate_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Error>
         let moved: u64 = conn.query_row("SELECT COUNT(*) FROM readings", [], |row| row.get(0))?;
         conn.execute_batch(
             "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS numbering (floor INTEGER NOT NULL);
+             INSERT INTO numbering (floor)
+                 SELECT seq FROM sqlite_sequence WHERE name = 'readings';
              CREATE TABLE readings_today (
                  seq INTEGER PRIMARY KEY,
                  reading_id TEXT NOT NULL,

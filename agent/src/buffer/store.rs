@@ -130,17 +130,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the buffer. A file that fails SQLite's integrity check is renamed to
-    /// `<file>.corrupt-<unix time>` and a fresh buffer started, so a damaged disk does not
-    /// crash-loop the agent; the damaged file stays for an operator to inspect.
+    /// Opens (or creates) the buffer. A file that fails SQLite's integrity check (or is not a
+    /// database) is renamed to `<file>.corrupt-<unix time>` and a fresh buffer started, so a
+    /// damaged disk does not crash-loop the agent; the damaged file stays for an operator to
+    /// inspect. Any other failure (a full disk during a schema migration, say) stops the start
+    /// with the buffer as it was: its acknowledged readings are never set aside for it.
     pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
         let conn = match open_checked(&config) {
             Ok(conn) => conn,
-            Err(error) => {
+            Err(error) if is_damage(&error) => {
                 tracing::error!(path = %config.path.display(), %error, "buffer failed its integrity check; setting it aside and starting a fresh one");
                 set_aside(&config.path)?;
                 open_checked(&config)?
             }
+            Err(error) => return Err(error.into()),
         };
         Self::with_connection(conn, config)
     }
@@ -159,8 +162,17 @@ impl Store {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        let last: Option<u64> =
-            conn.query_row("SELECT MAX(seq) FROM readings", [], |row| row.get(0))?;
+        // The highest `seq` given while the buffer holds readings: the last one, or what an
+        // earlier agent's AUTOINCREMENT had reached when its table was migrated (`schema.rs`).
+        // An empty buffer numbers from a fresh random point, far above either.
+        let last: Option<u64> = conn
+            .query_row(
+                "SELECT MAX(seq, COALESCE((SELECT MAX(floor) FROM numbering), 0))
+             FROM (SELECT MAX(seq) AS seq FROM readings) WHERE seq IS NOT NULL",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
         let rejected_bytes: u64 = conn.query_row(
             &format!("SELECT COALESCE(SUM({REJECTED_ROW_BYTES}), 0) FROM rejected"),
             [],
@@ -474,6 +486,14 @@ impl Store {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+/// A file that is damaged or not a database at all: set aside, not fatal.
+fn is_damage(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// A row of `SELECT seq, received_at_ns, envelope`.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt as _};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
@@ -35,7 +35,8 @@ impl Drop for Open {
 struct Follow {
     receiver: broadcast::Receiver<LiveEvent>,
     feed: Feed,
-    /// Replayed classifications still to send, before the next live one.
+    /// Replayed classifications still to send, each when no live one is waiting (so the replay
+    /// cannot make the stream fall behind and resync again).
     replay: VecDeque<LiveEvent>,
     shutdown: CancellationToken,
     _open: Open,
@@ -55,21 +56,23 @@ pub async fn stream(
         _open: Open(state.metrics.clone()),
     };
     let events = futures_util::stream::unfold(follow, |mut follow| async move {
-        if let Some(json) = follow.replay.pop_front() {
-            return Some((Ok(classification(&json)), follow));
+        if follow.shutdown.is_cancelled() {
+            return None;
         }
-        let event = tokio::select! {
-            _ = follow.shutdown.cancelled() => return None,
-            received = follow.receiver.recv() => match received {
+        let event = if follow.replay.is_empty() {
+            tokio::select! {
+                _ = follow.shutdown.cancelled() => return None,
+                received = follow.receiver.recv() => follow.live(received)?,
+            }
+        } else {
+            match follow.receiver.try_recv() {
+                Err(TryRecvError::Empty) => classification(&follow.replay.pop_front()?),
                 Ok(json) => classification(&json),
-                Err(RecvError::Lagged(skipped)) => {
-                    follow._open.0.stream_lagged.inc();
-                    tracing::debug!(skipped, "a stream fell behind; telling it to reload");
-                    follow.replay = follow.feed.replay().into();
-                    Event::default().event("resync").data(skipped.to_string())
+                Err(TryRecvError::Lagged(skipped)) => {
+                    follow.live(Err(RecvError::Lagged(skipped)))?
                 }
-                Err(RecvError::Closed) => return None,
-            },
+                Err(TryRecvError::Closed) => return None,
+            }
         };
         Some((Ok(event), follow))
     });
@@ -78,6 +81,23 @@ pub async fn stream(
     let events = futures_util::stream::once(async { Ok(ready) }).chain(events);
     let keep_alive = KeepAlive::new().interval(Duration::from_secs(15));
     Sse::new(events).keep_alive(keep_alive)
+}
+
+impl Follow {
+    /// The event for what the live feed gave; `None` once it has closed. A stream that fell
+    /// behind is told to resync and gets the replay again.
+    fn live(&mut self, received: Result<LiveEvent, RecvError>) -> Option<Event> {
+        match received {
+            Ok(json) => Some(classification(&json)),
+            Err(RecvError::Lagged(skipped)) => {
+                self._open.0.stream_lagged.inc();
+                tracing::debug!(skipped, "a stream fell behind; telling it to reload");
+                self.replay = self.feed.replay().into();
+                Some(Event::default().event("resync").data(skipped.to_string()))
+            }
+            Err(RecvError::Closed) => None,
+        }
+    }
 }
 
 fn classification(json: &str) -> Event {
@@ -159,8 +179,8 @@ mod tests {
             .collect();
         assert_eq!(
             data,
-            ["\"n\":9}", "\"n\":6}", "\"n\":7}", "\"n\":8}", "\"n\":9}"],
-            "after the resync, the sensor's latest (replayed), then the live ones: {text}"
+            ["\"n\":6}", "\"n\":7}", "\"n\":8}", "\"n\":9}", "\"n\":9}"],
+            "after the resync, the live ones waiting, then the sensor's latest (replayed): {text}"
         );
         assert!(
             text.contains("data: {\"n\":9}"),
@@ -201,14 +221,17 @@ mod tests {
             .filter_map(|l| l.strip_prefix("data: "))
             .collect();
         assert_eq!(events(&text)[0], "ready");
-        let mut replayed = data[1..3].to_vec();
+        assert_eq!(
+            data[1], "{\"s\":3,\"n\":1}",
+            "a live one waiting goes first: {text}"
+        );
+        let mut replayed = data[2..4].to_vec();
         replayed.sort_unstable();
         assert_eq!(
             replayed,
             ["{\"s\":1,\"n\":2}", "{\"s\":2,\"n\":1}"],
             "{text}"
         );
-        assert_eq!(data[3], "{\"s\":3,\"n\":1}", "then the live ones: {text}");
         shutdown.cancel();
     }
 }

@@ -78,6 +78,15 @@ impl DeadLetter {
             let room = over + truncated.0.len() + truncated.1.len() + 10;
             record.payload.truncate(length.saturating_sub(room));
             record.headers.push((truncated.1, truncated.0));
+            // A long error message (a database's, say) may still not leave room: cut it too.
+            let still_over = record.size().saturating_sub(max_bytes);
+            if let Some((_, message)) = record
+                .headers
+                .iter_mut()
+                .find(|(n, _)| *n == headers::ERROR)
+            {
+                message.truncate(message.len().saturating_sub(still_over));
+            }
         }
         record
     }

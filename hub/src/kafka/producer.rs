@@ -34,15 +34,16 @@ pub struct OutRecord {
 }
 
 impl OutRecord {
-    /// What librdkafka counts against `message.max.bytes`: payload, key and headers (each
-    /// header's name and value, with room for their length prefixes).
+    /// What librdkafka counts against `message.max.bytes`: payload, key, headers (each
+    /// header's name and value, with room for their length prefixes) and the record's framing.
     pub fn size(&self) -> usize {
         let headers: usize = self
             .headers
             .iter()
             .map(|(name, value)| name.len() + value.len() + 10)
             .sum();
-        self.payload.len() + self.key.as_ref().map_or(0, Vec::len) + headers + 10
+        let key = self.key.as_ref().map_or(0, Vec::len);
+        self.payload.len() + key + headers + emberline_service::kafka::RECORD_OVERHEAD
     }
 }
 
