@@ -76,6 +76,14 @@ async fn a_refused_reading_is_quarantined_alone_and_its_batch_goes_through() {
     let client = reqwest::Client::new();
     let produced = bridge_count(&client, bridge_port, "emberline_bridge_records_total").await;
     assert_eq!(produced, Some(29), "every good reading produced, once");
+    // 25 refused at line 11; the 10 before it taken; 20 refused at line 1; the 1 alone refused
+    // (and quarantined); the last 19 taken. Halving blindly would take more refusals.
+    let refused = r#"emberline_bridge_rejections_total{reason="malformed"}"#;
+    assert_eq!(
+        bridge_count(&client, bridge_port, refused).await,
+        Some(3),
+        "the line the bridge names is used"
+    );
     let db = rusqlite::Connection::open(dir.path().join("buffer.db")).unwrap();
     let quarantined: Vec<(u64, Vec<u8>, String)> = db
         .prepare("SELECT seq, envelope, reason FROM quarantine")
