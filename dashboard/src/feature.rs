@@ -57,6 +57,9 @@ pub struct SensorState {
     /// The classified reading's timestamp.
     #[serde(with = "time::serde::rfc3339::option")]
     pub classified_at: Option<OffsetDateTime>,
+    /// The classified reading's id: with `classified_at`, the order in which classifications
+    /// replace each other (the page breaks ties on it, as PostgreSQL does).
+    pub classified_reading_id: Option<String>,
     /// The newest reading as the device sent it (values, extra fields).
     pub reading: serde_json::Value,
 }
@@ -88,6 +91,7 @@ impl Feature {
             rules_fired: classification.rules_fired.clone(),
             rules_version: Some(classification.rules_version.clone()),
             classified_at: Some(observed_at),
+            classified_reading_id: Some(envelope.reading_id.to_string()),
             reading: serde_json::to_value(reading).unwrap_or(serde_json::Value::Null),
         };
         let position = reading.measurements();

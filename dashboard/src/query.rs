@@ -19,6 +19,7 @@ struct SensorRow {
     longitude: f64,
     payload: serde_json::Value,
     classified_observed_at: Option<OffsetDateTime>,
+    classified_reading_id: Option<String>,
     intensity: Option<String>,
     confidence_score: Option<f64>,
     rules_fired: Option<serde_json::Value>,
@@ -41,6 +42,7 @@ impl From<SensorRow> for Feature {
             rules_fired,
             rules_version: row.rules_version,
             classified_at: row.classified_observed_at,
+            classified_reading_id: row.classified_reading_id,
             reading: row.payload,
         };
         Feature::new(row.longitude, row.latitude, state)
@@ -56,7 +58,8 @@ pub async fn sensors(pool: &PgPool, filter: &SensorFilter) -> Result<Vec<Feature
     let [min_lon, min_lat, max_lon, max_lat] = filter.bbox.map_or([None; 4], |b| b.map(Some));
     let rows: Vec<SensorRow> = sqlx::query_as(
         "SELECT source_name, reading_id, agent_id, observed_at, latitude, longitude, payload,
-                classified_observed_at, intensity, confidence_score, rules_fired, rules_version
+                classified_observed_at, classified_reading_id, intensity, confidence_score,
+                rules_fired, rules_version
          FROM sensors
          WHERE ($1::text[] IS NULL OR intensity = ANY($1))
            AND ($2::timestamptz IS NULL OR observed_at >= $2)

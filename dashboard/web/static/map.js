@@ -94,7 +94,9 @@ export class SensorMap {
     // Ties on time go to the larger id, as in PostgreSQL (`COLLATE "C"`), whatever arrives last.
     const [at, held] = [time(p.observed_at), time(sensor.observed_at)];
     const newerReading = at > held || (at === held && !(p.reading_id < sensor.reading_id));
-    const newerClass = p.classified_at != null && time(p.classified_at) >= time(sensor.classified_at);
+    const [classAt, classHeld] = [time(p.classified_at), time(sensor.classified_at)];
+    const newerClass = p.classified_at != null && (classAt > classHeld ||
+      (classAt === classHeld && !(p.classified_reading_id < sensor.classified_reading_id)));
     if (!newerReading && !newerClass) return undefined;
     const before = fresh ? null : kindOf(sensor);
     if (newerReading) {
@@ -103,7 +105,8 @@ export class SensorMap {
     }
     if (newerClass) {
       Object.assign(sensor, { intensity: p.intensity, confidence_score: p.confidence_score,
-        rules_fired: p.rules_fired, rules_version: p.rules_version, classified_at: p.classified_at });
+        rules_fired: p.rules_fired, rules_version: p.rules_version, classified_at: p.classified_at,
+        classified_reading_id: p.classified_reading_id });
     }
     if (fresh) this.sensors.set(p.source_name, sensor);
     if (before !== kindOf(sensor)) this.counts.change(before, kindOf(sensor));
