@@ -105,6 +105,14 @@ fn migrate_autoincrement_table(conn: &Connection) -> Result<(), rusqlite::Error>
     Ok(())
 }
 
+/// A file that is damaged or not a database at all: set aside, not fatal.
+pub(super) fn is_damage(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
 /// Renames a damaged buffer and its WAL files out of the way.
 pub(super) fn set_aside(path: &Path) -> Result<(), StoreError> {
     let stamp = OffsetDateTime::now_utc().unix_timestamp();

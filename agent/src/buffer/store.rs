@@ -26,7 +26,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use super::checkpoint::{Checkpointer, passive_checkpoint};
 use super::numbering::{after_a_possible_loss, fresh_seq};
 use super::record::{Incoming, Prepared, Stored};
-use super::schema::{open_checked, quick_check, set_aside};
+use super::schema::{is_damage, open_checked, quick_check, set_aside};
 use time::OffsetDateTime;
 
 /// How hard each commit insists on reaching the disk.
@@ -486,14 +486,6 @@ impl Store {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
-}
-
-/// A file that is damaged or not a database at all: set aside, not fatal.
-fn is_damage(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-    )
 }
 
 /// A row of `SELECT seq, received_at_ns, envelope`.
