@@ -19,10 +19,10 @@ const NDJSON: &str = "application/x-ndjson";
 
 pub async fn single(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Media(media): Media,
     body: Bytes,
 ) -> Result<(StatusCode, Json<SingleAnswer>), ApiError> {
-    if media_type(&headers) != Some(JSON) {
+    if media != Some(JSON) {
         return Err(ApiError::UnsupportedMediaType(JSON));
     }
     let now = OffsetDateTime::now_utc();
@@ -64,11 +64,11 @@ pub struct BatchAnswer {
 
 pub async fn batch(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Media(media): Media,
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchAnswer>), ApiError> {
     let limits = (state.max_reading_bytes, state.max_batch_items);
-    let items = batch_items(&headers, &body, limits)?;
+    let items = batch_items(media, &body, limits)?;
     let now = OffsetDateTime::now_utc();
     let mut rejected = Vec::new();
     let mut valid = Vec::with_capacity(items.len());
@@ -116,11 +116,11 @@ type Item = Result<Unchecked, ReadingError>;
 /// takes a record of at most about 1 MB, and a reading past it would be set aside later, after
 /// its `202`.
 fn batch_items(
-    headers: &HeaderMap,
+    media: Option<&'static str>,
     body: &[u8],
     (max_item, max_items): (usize, usize),
 ) -> Result<Vec<Item>, ApiError> {
-    let items: Vec<Item> = match media_type(headers) {
+    let items: Vec<Item> = match media {
         Some(JSON) => {
             let mut json = serde_json::Deserializer::from_slice(body);
             let raw = serde::de::DeserializeSeed::deserialize(Capped(max_items), &mut json)
@@ -270,6 +270,21 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
 fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
+/// The request's media type, one of those ingest takes or `None`: read from the headers where
+/// they are (the `HeaderMap` extractor would copy them all for every reading).
+pub struct Media(Option<&'static str>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Media {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(media_type(&parts.headers)))
+    }
 }
 
 /// The media type without parameters (`application/json; charset=utf-8` → `application/json`).
