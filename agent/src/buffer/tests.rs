@@ -38,6 +38,12 @@ pub(crate) fn config(dir: &tempfile::TempDir, max_bytes: u64) -> StoreConfig {
     }
 }
 
+/// The `seq` of every buffered reading (up to ten), oldest first.
+fn buffered_seqs(store: &Store) -> Vec<u64> {
+    let stored = store.peek(10, usize::MAX).unwrap();
+    stored.iter().map(|s| s.seq).collect()
+}
+
 fn ids(answers: Vec<Result<Vec<Accepted>, Full>>) -> Vec<String> {
     answers
         .into_iter()
@@ -112,12 +118,7 @@ fn without_a_flush_per_commit_numbering_leaps_past_what_a_power_cut_may_have_tak
         "{after:?} repeats one of {sent:?}"
     );
     // Order is kept: the new reading comes after the one still held.
-    let seqs: Vec<u64> = store
-        .peek(10, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|s| s.seq)
-        .collect();
+    let seqs = buffered_seqs(&store);
     assert!(seqs.len() == 2 && seqs[0] == n && seqs[1] > n, "{seqs:?}");
     // Two restarts from the same state do not number on from the same point.
     drop(store);
@@ -193,12 +194,7 @@ fn an_earlier_agents_buffer_is_brought_to_todays_schema_with_its_readings() {
     };
     store.append(&[vec![retry.clone()], vec![retry]]).unwrap();
     assert_eq!(store.depth(), 6, "a device's retry is still stored once");
-    let seqs: Vec<u64> = store
-        .peek(10, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|s| s.seq)
-        .collect();
+    let seqs = buffered_seqs(&store);
     assert_eq!(
         seqs,
         [40, 41, 101, 102, 103, 104],

@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use emberline_agent::buffer::{Buffer, Durability, Incoming, StoreConfig};
-use emberline_core::{AgentId, Limits, Protocol, Reading};
+use emberline_agent::buffer::Buffer;
+use emberline_core::{AgentId, Protocol};
 use emberline_testkit::{TestBroker, free_port, shared_broker, wait_until};
 use support::*;
 use tokio_util::sync::CancellationToken;
@@ -200,24 +200,8 @@ async fn a_backlog_of_one_batch_and_a_bit_goes_out_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let agent = AgentId::parse("edge-once").unwrap();
-    let (buffer, _thread) = Buffer::start(StoreConfig {
-        path: dir.path().join("buffer.db"),
-        agent_id: agent.clone(),
-        max_bytes: u64::MAX,
-        durability: Durability::Normal,
-        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
-    })
-    .unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let backlog = (1..=30)
-        .map(|seq| Incoming {
-            reading: Reading::parse(reading("once-1", seq).as_bytes(), &Limits::default(), now)
-                .unwrap(),
-            protocol: Protocol::Http,
-            received_at: now,
-        })
-        .collect();
-    buffer.append(backlog).await.unwrap();
+    let (buffer, _thread) = Buffer::start(buffer_config(&dir, &agent)).unwrap();
+    buffer.append(incoming("once-1", 1..=30)).await.unwrap();
 
     let forwarder = forwarder(buffer.clone(), agent, bridge_port, 25);
     let shutdown = CancellationToken::new();

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use emberline_agent::buffer::{Buffer, Durability, Incoming, Store, StoreConfig};
-use emberline_core::{AgentId, Limits, Protocol, Reading};
+use emberline_agent::buffer::{Buffer, Store};
+use emberline_core::AgentId;
 use emberline_testkit::{free_port, shared_broker, wait_until};
 use tokio_util::sync::CancellationToken;
 
@@ -12,26 +12,6 @@ use crate::support::*;
 /// An older agent's stored envelope that is JSON but not an envelope the bridge takes (400,
 /// naming its line).
 const REFUSED: &[u8] = br#"{"v":1,"reading_id":3}"#;
-
-fn config(dir: &tempfile::TempDir, agent: &AgentId) -> StoreConfig {
-    StoreConfig {
-        path: dir.path().join("buffer.db"),
-        agent_id: agent.clone(),
-        max_bytes: u64::MAX,
-        durability: Durability::Normal,
-        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
-    }
-}
-
-fn readings(source: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Incoming> {
-    let now = time::OffsetDateTime::now_utc();
-    seqs.map(|seq| Incoming {
-        reading: Reading::parse(reading(source, seq).as_bytes(), &Limits::default(), now).unwrap(),
-        protocol: Protocol::Http,
-        received_at: now,
-    })
-    .collect()
-}
 
 /// Ten readings, the refused record, then nineteen more, forwarded in batches of 25: the bridge
 /// refuses the first batch naming line 11; the ten before it go, then the refused record alone
@@ -46,8 +26,8 @@ async fn a_refused_reading_is_quarantined_alone_and_its_batch_goes_through() {
 
     let dir = tempfile::tempdir().unwrap();
     let agent = AgentId::parse("edge-refused").unwrap();
-    let mut store = Store::open(config(&dir, &agent)).unwrap();
-    store.append(&[readings("refused-1", 1..=10)]).unwrap();
+    let mut store = Store::open(buffer_config(&dir, &agent)).unwrap();
+    store.append(&[incoming("refused-1", 1..=10)]).unwrap();
     let refused_seq = store.next_seq();
     drop(store);
     let db = rusqlite::Connection::open(dir.path().join("buffer.db")).unwrap();
@@ -57,8 +37,8 @@ async fn a_refused_reading_is_quarantined_alone_and_its_batch_goes_through() {
     )
     .unwrap();
     drop(db);
-    let (buffer, _thread) = Buffer::start(config(&dir, &agent)).unwrap();
-    buffer.append(readings("refused-1", 11..=29)).await.unwrap();
+    let (buffer, _thread) = Buffer::start(buffer_config(&dir, &agent)).unwrap();
+    buffer.append(incoming("refused-1", 11..=29)).await.unwrap();
 
     let shutdown = CancellationToken::new();
     let running =

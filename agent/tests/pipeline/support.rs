@@ -7,11 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use emberline_agent::buffer::Buffer;
+use emberline_agent::buffer::{Buffer, Durability, Incoming, StoreConfig};
 use emberline_agent::forwarder::{Forwarder, ForwarderConfig};
 use emberline_agent::http::BridgeStatus;
 use emberline_agent::metrics::Metrics;
-use emberline_core::{AgentId, Envelope};
+use emberline_core::{AgentId, Envelope, Limits, Protocol, Reading};
 use emberline_testkit::{create_topic, free_port, unique_name, wait_until};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message};
@@ -333,4 +333,26 @@ pub async fn bridge_count(client: &reqwest::Client, port: u16, name: &str) -> Op
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse::<u64>().ok())
+}
+
+/// A buffer in `dir` for `agent`, fsync at checkpoints only (quick), no byte cap.
+pub fn buffer_config(dir: &tempfile::TempDir, agent: &AgentId) -> StoreConfig {
+    StoreConfig {
+        path: dir.path().join("buffer.db"),
+        agent_id: agent.clone(),
+        max_bytes: u64::MAX,
+        durability: Durability::Normal,
+        max_rejected_bytes: emberline_agent::buffer::DEFAULT_MAX_REJECTED_BYTES,
+    }
+}
+
+/// Valid readings from `source`, one per device `seq`, as HTTP ingest makes them.
+pub fn incoming(source: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Incoming> {
+    let now = time::OffsetDateTime::now_utc();
+    seqs.map(|seq| Incoming {
+        reading: Reading::parse(reading(source, seq).as_bytes(), &Limits::default(), now).unwrap(),
+        protocol: Protocol::Http,
+        received_at: now,
+    })
+    .collect()
 }

@@ -278,20 +278,20 @@ mod tests {
                 .replace("18:03:11Z", &format!("18:03:11.{fraction}Z"));
             decode(&t, &message("raw", 0, &text))
         };
-        // seq 9 is later by 300 ns; seq 10's id is smaller byte by byte ("a:edge-1:10" < "…:9").
-        let items = [at(9, "000000700"), at(10, "000000400")];
-        let rows = Rows::new(&items);
-        let ids: Vec<&str> = latest_per_sensor(&rows.readings)
-            .iter()
-            .map(|e| e.reading_id.as_str())
-            .collect();
-        assert_eq!(ids, ["a:edge-1:9"]);
-        let items = [at(9, "000000400"), at(10, "000000700")];
-        let rows = Rows::new(&items);
-        let ids: Vec<&str> = latest_per_sensor(&rows.readings)
-            .iter()
-            .map(|e| e.reading_id.as_str())
-            .collect();
-        assert_eq!(ids, ["a:edge-1:9"], "the later nanoseconds do not decide");
+        // seq 10's id is smaller byte by byte ("a:edge-1:10" < "…:9"); whichever is later by
+        // 300 ns, seq 9 wins.
+        for (nine, ten) in [("000000700", "000000400"), ("000000400", "000000700")] {
+            let items = [at(9, nine), at(10, ten)];
+            let rows = Rows::new(&items);
+            let ids: Vec<&str> = latest_per_sensor(&rows.readings)
+                .iter()
+                .map(|e| e.reading_id.as_str())
+                .collect();
+            assert_eq!(
+                ids,
+                ["a:edge-1:9"],
+                "the nanoseconds do not decide ({nine}, {ten})"
+            );
+        }
     }
 }
