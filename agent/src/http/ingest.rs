@@ -123,11 +123,16 @@ fn batch_items(
     let items: Vec<Item> = match media {
         Some(JSON) => {
             let mut json = serde_json::Deserializer::from_slice(body);
-            let raw = serde::de::DeserializeSeed::deserialize(Capped(max_items), &mut json)
+            let over = std::cell::Cell::new(false);
+            let capped = Capped {
+                max: max_items,
+                over: &over,
+            };
+            let raw = serde::de::DeserializeSeed::deserialize(capped, &mut json)
                 .and_then(|raw| json.end().map(|()| raw))
-                .map_err(|error| match error.to_string() {
-                    text if text.starts_with(TOO_MANY) => ApiError::TooManyItems(max_items),
-                    text => ApiError::Batch(format!("body is not a JSON array: {text}")),
+                .map_err(|error| match over.get() {
+                    true => ApiError::TooManyItems(max_items),
+                    false => ApiError::Batch(format!("body is not a JSON array: {error}")),
                 })?;
             raw.into_iter()
                 .map(|raw| item(raw.get().as_bytes(), max_item))
@@ -158,13 +163,14 @@ fn batch_items(
     Ok(items)
 }
 
-/// How a JSON array with too many items is told apart from a malformed one.
-const TOO_MANY: &str = "more items than";
+/// Reads a JSON array's items as raw JSON, refusing it past `max` items as it reads; `over`
+/// says afterwards whether that was why it stopped.
+struct Capped<'a> {
+    max: usize,
+    over: &'a std::cell::Cell<bool>,
+}
 
-/// Reads a JSON array's items as raw JSON, refusing it past the item limit as it reads.
-struct Capped(usize);
-
-impl<'de> serde::de::DeserializeSeed<'de> for Capped {
+impl<'de> serde::de::DeserializeSeed<'de> for Capped<'_> {
     type Value = Vec<&'de RawValue>;
 
     fn deserialize<D: serde::Deserializer<'de>>(
@@ -175,7 +181,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Capped {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Capped {
+impl<'de> serde::de::Visitor<'de> for Capped<'_> {
     type Value = Vec<&'de RawValue>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -185,8 +191,9 @@ impl<'de> serde::de::Visitor<'de> for Capped {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element()? {
-            if items.len() == self.0 {
-                return Err(serde::de::Error::custom(format!("{TOO_MANY} {}", self.0)));
+            if items.len() == self.max {
+                self.over.set(true);
+                return Err(serde::de::Error::custom("too many items"));
             }
             items.push(item);
         }
