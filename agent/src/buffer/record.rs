@@ -81,20 +81,27 @@ impl Stored {
         }
     }
 
-    /// The envelope's JSON, as the bridge takes it and `raw-data` carries it. A record that is
-    /// neither a compact one that decodes nor an older agent's envelope that is JSON is an
-    /// error, so a damaged record is set aside alone instead of getting its whole batch refused.
+    /// The envelope's JSON as it was made at ingest, with the agent that received the reading
+    /// (`buffer export` shows this). A record that is neither a compact one that decodes nor an
+    /// older agent's envelope that is JSON is an error, so a damaged record is set aside alone
+    /// instead of getting its whole batch refused.
     pub fn envelope(&self) -> Result<Vec<u8>, CompactError> {
+        self.make_envelope(None)
+    }
+
+    /// The envelope's JSON as `forwarder` sends it to the bridge, which takes from an agent's
+    /// token only envelopes naming that agent. A reading received before the agent was given a
+    /// new `--agent-id` keeps its reading id, made from the id it was received under (so a
+    /// redelivery still dies as a duplicate), and names `forwarder` as its agent: without that,
+    /// the bridge refused it (403) and the readings behind it stayed buffered for ever.
+    pub fn envelope_for(&self, forwarder: &AgentId) -> Result<Vec<u8>, CompactError> {
+        self.make_envelope(Some(forwarder))
+    }
+
+    fn make_envelope(&self, forwarder: Option<&AgentId>) -> Result<Vec<u8>, CompactError> {
         let rest = match self.record.split_first() {
             Some((&COMPACT, rest)) => rest,
-            // Checked as JSON only: decoding the whole envelope here would cost the agent's
-            // binary about 40 KB for rows only an older agent wrote; the bridge checks the rest.
-            Some((b'{', _)) => {
-                return match serde_json::from_slice::<serde::de::IgnoredAny>(&self.record) {
-                    Ok(_) => Ok(self.record.clone()),
-                    Err(_) => Err(CompactError::new("stored envelope is not JSON")),
-                };
-            }
+            Some((b'{', _)) => return legacy_envelope(&self.record, forwarder),
             _ => return Err(CompactError::new("unknown record format")),
         };
         let (protocol, rest) = match rest.split_first() {
@@ -118,6 +125,7 @@ impl Stored {
         let received_at =
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.received_at_ns))
                 .map_err(|_| CompactError::new("time received out of range"))?;
+        let agent = forwarder.cloned().unwrap_or(agent);
         let envelope = Envelope::new(reading_id, agent, received_at, protocol, reading);
         serde_json::to_vec(&envelope).map_err(|_| CompactError::new("reading cannot be written"))
     }
@@ -125,5 +133,27 @@ impl Stored {
     /// The bytes as stored: kept in quarantine when no envelope can be made of them.
     pub fn record(&self) -> &[u8] {
         &self.record
+    }
+}
+
+/// An older agent's stored envelope, checked as JSON only: decoding the whole envelope here
+/// would cost the agent's binary about 40 KB for rows only an older agent wrote; the bridge
+/// checks the rest. Its `agent_id` is replaced only when `forwarder` is another agent.
+fn legacy_envelope(record: &[u8], forwarder: Option<&AgentId>) -> Result<Vec<u8>, CompactError> {
+    let not_json = || CompactError::new("stored envelope is not JSON");
+    let Some(forwarder) = forwarder else {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(record) {
+            Ok(_) => Ok(record.to_vec()),
+            Err(_) => Err(not_json()),
+        };
+    };
+    let mut envelope: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(record).map_err(|_| not_json())?;
+    match envelope.get_mut("agent_id") {
+        Some(agent) if agent.as_str() != Some(forwarder.as_str()) => {
+            *agent = forwarder.as_str().into();
+            serde_json::to_vec(&envelope).map_err(|_| not_json())
+        }
+        _ => Ok(record.to_vec()),
     }
 }

@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 
-use emberline_core::{AgentId, Limits, Protocol, Reading};
+use emberline_core::{AgentId, Envelope, Limits, Protocol, Reading};
 use proptest::prelude::*;
 use time::macros::datetime;
 
@@ -414,24 +414,64 @@ fn envelopes_stored_by_an_older_agent_go_out_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
     let n = store.next_seq();
-    // Before the compact form, a row held the envelope's JSON and its id.
-    let legacy = br#"{"reading_id":"a:edge-0:7","v":1,"agent_id":"edge-0","received_at":"2025-05-24T18:03:12Z","protocol":"http","reading":{"timestamp":"2025-05-24T18:03:11Z","latitude":1.0,"longitude":2.0,"temperature":20.0,"humidity":50.0,"wind_speed":3.0,"wind_direction":90.0,"vegetation_density":0.3,"air_quality_index":20.0,"source_name":"old"}}"#;
+    let stored = legacy_then_new(&dir, &mut store);
+    assert_eq!(stored[0].envelope().unwrap(), LEGACY);
+    assert_eq!(
+        envelope_id(&stored[1].envelope().unwrap()),
+        format!("a:edge-1:{n}")
+    );
+}
+
+/// Before the compact form, a row held the envelope's JSON and its id.
+const LEGACY: &[u8] = br#"{"reading_id":"a:edge-0:7","v":1,"agent_id":"edge-0","received_at":"2025-05-24T18:03:12Z","protocol":"http","reading":{"timestamp":"2025-05-24T18:03:11Z","latitude":1.0,"longitude":2.0,"temperature":20.0,"humidity":50.0,"wind_speed":3.0,"wind_direction":90.0,"vegetation_density":0.3,"air_quality_index":20.0,"source_name":"old"}}"#;
+
+/// An older agent's row ([`LEGACY`], received as `edge-0`), then a reading `store` numbers.
+fn legacy_then_new(dir: &tempfile::TempDir, store: &mut Store) -> Vec<Stored> {
     rusqlite::Connection::open(dir.path().join("buffer.db"))
         .unwrap()
         .execute(
             "INSERT INTO readings (seq, reading_id, received_at_ns, envelope) VALUES (?1, 'a:edge-0:7', 0, ?2)",
-            rusqlite::params![n - 1, legacy.as_slice()],
+            rusqlite::params![store.next_seq() - 1, LEGACY],
         )
         .unwrap();
     store.append(&[vec![incoming("new")]]).unwrap();
-    let stored = Store::open(config(&dir, u64::MAX))
+    Store::open(config(dir, u64::MAX))
         .unwrap()
         .peek(10, usize::MAX)
-        .unwrap();
-    assert_eq!(stored[0].envelope().unwrap(), legacy);
+        .unwrap()
+}
+
+#[test]
+fn readings_received_under_an_earlier_agent_id_go_out_under_the_current_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let n = store.next_seq();
+    let stored = legacy_then_new(&dir, &mut store);
+    let renamed = AgentId::parse("edge-2").unwrap();
+    for (stored, id) in stored
+        .iter()
+        .zip(["a:edge-0:7".to_owned(), format!("a:edge-1:{n}")])
+    {
+        let before = Envelope::from_slice(&stored.envelope().unwrap()).unwrap();
+        let sent = Envelope::from_slice(&stored.envelope_for(&renamed).unwrap()).unwrap();
+        // The id made at ingest stays (a redelivery is still a duplicate); the agent is the one
+        // whose token the bridge checks.
+        assert_eq!(
+            (sent.reading_id.to_string(), sent.agent_id),
+            (id, renamed.clone())
+        );
+        assert_eq!(sent.reading, before.reading);
+        assert_eq!(sent.received_at, before.received_at);
+    }
+    // Under the id they were received with, both go out byte for byte as made at ingest.
+    let (edge0, edge1) = (
+        AgentId::parse("edge-0").unwrap(),
+        AgentId::parse("edge-1").unwrap(),
+    );
+    assert_eq!(stored[0].envelope_for(&edge0).unwrap(), LEGACY);
     assert_eq!(
-        envelope_id(&stored[1].envelope().unwrap()),
-        format!("a:edge-1:{n}")
+        stored[1].envelope_for(&edge1).unwrap(),
+        stored[1].envelope().unwrap()
     );
 }
 

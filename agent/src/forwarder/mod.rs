@@ -273,16 +273,17 @@ impl Forwarder {
                 return None;
             }
         };
-        let (outgoing, damaged) =
-            match tokio::task::spawn_blocking(move || make_batch(readings, max_bytes)).await {
-                Ok(made) => made,
-                // The task itself failed (not the batch): read it again later.
-                Err(error) => {
-                    tracing::error!(%error, "making a batch stopped; retrying");
-                    sleep_or_cancel(Duration::from_secs(1), shutdown).await;
-                    return None;
-                }
-            };
+        let agent = self.config.agent_id.clone();
+        let made = tokio::task::spawn_blocking(move || make_batch(readings, max_bytes, &agent));
+        let (outgoing, damaged) = match made.await {
+            Ok(made) => made,
+            // The task itself failed (not the batch): read it again later.
+            Err(error) => {
+                tracing::error!(%error, "making a batch stopped; retrying");
+                sleep_or_cancel(Duration::from_secs(1), shutdown).await;
+                return None;
+            }
+        };
         if let Some((readings, reason)) = damaged {
             tracing::error!(readings = readings.len(), %reason, "quarantining stored readings that cannot be read");
             if let Err(error) = self.buffer.quarantine(readings, reason).await {
@@ -457,14 +458,14 @@ fn retry_after(headers: &hyper::header::HeaderMap) -> Option<Duration> {
 /// The readings that could not be read back, with their records, and why.
 type Damaged = Option<(Vec<(u64, Vec<u8>)>, String)>;
 
-/// Makes the envelopes of stored readings, in order, until the next one would take the body
-/// past `max_bytes` (always at least one), and compresses them. A record no envelope can be made
-/// of (a damaged disk) is left out of the batch and returned to be quarantined.
-fn make_batch(stored: Vec<Stored>, max_bytes: usize) -> (Outgoing, Damaged) {
+/// Makes the envelopes `agent` sends of stored readings, in order, until the next one would take
+/// the body past `max_bytes` (always at least one), and compresses them. A record no envelope can
+/// be made of (a damaged disk) is left out of the batch and returned to be quarantined.
+fn make_batch(stored: Vec<Stored>, max_bytes: usize, agent: &AgentId) -> (Outgoing, Damaged) {
     let (mut envelopes, mut readings, mut damaged) = (Vec::new(), Vec::new(), None);
     let mut size = 0;
     for reading in stored {
-        match reading.envelope() {
+        match reading.envelope_for(agent) {
             Ok(envelope) => {
                 // Each envelope and its newline.
                 size += envelope.len() + 1;

@@ -71,7 +71,8 @@ fn a_batch_stops_at_its_byte_limit_and_leaves_damaged_records_out() {
     let stored = store.peek(4, usize::MAX).unwrap();
     let line = stored[0].envelope().unwrap().len() + 1;
 
-    let (outgoing, damaged) = make_batch(stored.clone(), 2 * line);
+    let agent = AgentId::parse("edge-1").unwrap();
+    let (outgoing, damaged) = make_batch(stored.clone(), 2 * line, &agent);
     let sent: Vec<u64> = outgoing.readings.iter().map(|s| s.seq).collect();
     assert_eq!(
         sent,
@@ -91,7 +92,7 @@ fn a_batch_stops_at_its_byte_limit_and_leaves_damaged_records_out() {
         .collect();
     assert_eq!(body, expected);
 
-    let (outgoing, _) = make_batch(stored, 1);
+    let (outgoing, _) = make_batch(stored, 1, &agent);
     assert_eq!(
         outgoing.readings.len(),
         1,

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod refused;
+mod renamed;
 mod support;
 
 use std::collections::BTreeSet;

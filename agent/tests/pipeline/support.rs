@@ -71,17 +71,18 @@ pub async fn topics(bootstrap: &str) -> Topics {
 }
 
 pub fn bridge(bootstrap: &str, topics: &Topics, port: u16) -> Proc {
-    spawn(
-        Command::new(binary("emberline-bridge"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--brokers",
-                bootstrap,
-            ])
-            .args(["--raw-topic", &topics.raw, "--status-topic", &topics.status])
-            .args(["--produce-timeout", "3s"]),
-    )
+    spawn(&mut bridge_command(bootstrap, topics, port))
+}
+
+/// The bridge's command line, for a test to add to.
+pub fn bridge_command(bootstrap: &str, topics: &Topics, port: u16) -> Command {
+    let mut command = Command::new(binary("emberline-bridge"));
+    command
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--brokers", bootstrap])
+        .args(["--raw-topic", &topics.raw, "--status-topic", &topics.status])
+        .args(["--produce-timeout", "3s"]);
+    command
 }
 
 pub struct AgentPorts {
@@ -299,25 +300,30 @@ pub fn forwarder(
     bridge_port: u16,
     max_batch_readings: usize,
 ) -> Forwarder {
-    Forwarder::new(
-        ForwarderConfig {
-            bridge_url: format!("http://127.0.0.1:{bridge_port}"),
-            bridge_ca_file: None,
-            agent_id: agent,
-            token: None,
-            max_batch_readings,
-            max_batch_bytes: 1 << 20,
-            linger: Duration::from_millis(10),
-            request_timeout: Duration::from_secs(10),
-            heartbeat_every: Duration::from_secs(60),
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(500),
-        },
-        buffer,
-        Metrics::default(),
-        Arc::new(BridgeStatus::default()),
-    )
-    .unwrap()
+    let config = forwarder_config(agent, bridge_port, max_batch_readings);
+    let status = Arc::new(BridgeStatus::default());
+    Forwarder::new(config, buffer, Metrics::default(), status).unwrap()
+}
+
+/// What [`forwarder`] runs with: no token.
+pub fn forwarder_config(
+    agent: AgentId,
+    bridge_port: u16,
+    max_batch_readings: usize,
+) -> ForwarderConfig {
+    ForwarderConfig {
+        bridge_url: format!("http://127.0.0.1:{bridge_port}"),
+        bridge_ca_file: None,
+        agent_id: agent,
+        token: None,
+        max_batch_readings,
+        max_batch_bytes: 1 << 20,
+        linger: Duration::from_millis(10),
+        request_timeout: Duration::from_secs(10),
+        heartbeat_every: Duration::from_secs(60),
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+    }
 }
 
 /// A counter of the bridge's `/metrics` (a line `{name} {value}`), if it answers.
