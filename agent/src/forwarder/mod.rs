@@ -14,14 +14,14 @@
 //! already forwarded.
 
 mod heartbeat;
+mod outgoing;
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder as _, ExponentialBuilder};
 use emberline_core::AgentId;
-use emberline_core::batch::{self, BATCH_CONTENT_TYPE};
+use emberline_core::batch::BATCH_CONTENT_TYPE;
 use hyper::StatusCode;
 use hyper::header::RETRY_AFTER;
 use secrecy::SecretString;
@@ -32,6 +32,7 @@ use crate::buffer::{Buffer, BufferError, Stored};
 use crate::http::BridgeStatus;
 use crate::metrics::Metrics;
 use heartbeat::{HeartbeatContext, heartbeats};
+use outgoing::{Outgoing, make_batch};
 
 /// How often a delivered batch's deletion is tried before it is left to the next start.
 const REMOVE_ATTEMPTS: u32 = 10;
@@ -53,19 +54,6 @@ pub struct ForwarderConfig {
     pub heartbeat_every: Duration,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
-}
-
-/// A batch read from the buffer, with its request body (or why it could not be made).
-#[derive(Debug)]
-struct Outgoing {
-    readings: Vec<Stored>,
-    body: Result<Vec<u8>, String>,
-}
-
-impl Outgoing {
-    fn last_seq(&self) -> u64 {
-        self.readings.last().map_or(0, |stored| stored.seq)
-    }
 }
 
 /// What to do after an attempt to deliver a batch.
@@ -207,10 +195,11 @@ impl Forwarder {
                     }
                     let seqs = current.readings.iter().map(|s| s.seq).collect();
                     let buffer = self.buffer.clone();
+                    let (stop, max_backoff) = (shutdown.clone(), self.config.max_backoff);
                     removing = Some(tokio::spawn(remove_delivered(
-                        buffer,
-                        seqs,
-                        shutdown.clone(),
+                        (buffer, seqs),
+                        stop,
+                        max_backoff,
                     )));
                 }
                 Sent::Narrow(first) => limit = first,
@@ -402,9 +391,15 @@ impl Forwarder {
     }
 }
 
-/// Deletes a delivered batch from the buffer, trying again while the disk refuses; `false` when
-/// it is left in the buffer (to be sent again: duplicates, which PostgreSQL drops).
-async fn remove_delivered(buffer: Buffer, seqs: Vec<u64>, shutdown: CancellationToken) -> bool {
+/// Deletes a delivered batch from the buffer, trying again while the disk refuses, waiting at
+/// most 5 s (or `max_backoff`) between tries; `false` when it is left in the buffer (to be sent
+/// again: duplicates, which PostgreSQL drops).
+async fn remove_delivered(
+    (buffer, seqs): (Buffer, Vec<u64>),
+    shutdown: CancellationToken,
+    max_backoff: Duration,
+) -> bool {
+    let max_delay = max_backoff.min(Duration::from_secs(5));
     let mut delay = Duration::from_millis(100);
     for _ in 0..REMOVE_ATTEMPTS {
         match buffer.remove(seqs.clone()).await {
@@ -415,7 +410,7 @@ async fn remove_delivered(buffer: Buffer, seqs: Vec<u64>, shutdown: Cancellation
                 if !sleep_or_cancel(delay, &shutdown).await {
                     break;
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(max_delay);
             }
         }
     }
@@ -453,47 +448,6 @@ fn retry_after(headers: &hyper::header::HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(seconds.min(300)))
-}
-
-/// The readings that could not be read back, with their records, and why.
-type Damaged = Option<(Vec<(u64, Vec<u8>)>, String)>;
-
-/// Makes the envelopes `agent` sends of stored readings, in order, until the next one would take
-/// the body past `max_bytes` (always at least one), and compresses them. A record no envelope can
-/// be made of (a damaged disk) is left out of the batch and returned to be quarantined.
-fn make_batch(stored: Vec<Stored>, max_bytes: usize, agent: &AgentId) -> (Outgoing, Damaged) {
-    let (mut envelopes, mut readings, mut damaged) = (Vec::new(), Vec::new(), None);
-    let mut size = 0;
-    for reading in stored {
-        match reading.envelope_for(agent) {
-            Ok(envelope) => {
-                // Each envelope and its newline.
-                size += envelope.len() + 1;
-                if !readings.is_empty() && size > max_bytes {
-                    break;
-                }
-                envelopes.push(envelope);
-                readings.push(reading);
-            }
-            Err(error) => {
-                let (records, _): &mut (Vec<_>, String) =
-                    damaged.get_or_insert_with(|| (Vec::new(), error.to_string()));
-                records.push((reading.seq, reading.record().to_vec()));
-            }
-        }
-    }
-    let ndjson = batch::encode(envelopes.iter().map(Vec::as_slice));
-    let body = gzip(&ndjson).map_err(|error| format!("cannot compress batch: {error}"));
-    (Outgoing { readings, body }, damaged)
-}
-
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(body)?;
-    encoder.finish()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod failing_buffer;
 mod refused;
 mod renamed;
 mod support;

@@ -1,0 +1,152 @@
+//! The forwarder against a buffer that refuses to write, made to by SQLite triggers the tests
+//! add to the buffer file: nothing in the agent knows it is being tested.
+
+use std::time::Duration;
+
+use emberline_agent::buffer::{Buffer, Store};
+use emberline_core::AgentId;
+use emberline_testkit::{free_port, shared_broker, wait_until};
+use rusqlite::Connection;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+/// A bridge on its own topics, up and answering.
+async fn started_bridge(bootstrap: &str) -> (Proc, u16) {
+    let topics = topics(bootstrap).await;
+    let port = free_port().unwrap();
+    let bridge = bridge(bootstrap, &topics, port);
+    wait_healthy(port, "bridge").await;
+    (bridge, port)
+}
+
+/// Waits until the forwarder has emptied `buffer`, then stops it.
+async fn drained(
+    buffer: &Buffer,
+    shutdown: CancellationToken,
+    running: tokio::task::JoinHandle<()>,
+) {
+    wait_until(
+        "the forwarder to empty the buffer",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async { (buffer.stats().await.ok()?.depth == 0).then_some(()) },
+    )
+    .await;
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
+/// The first batch is delivered but cannot be deleted; the later ones are delivered too. None of
+/// them may be deleted while the first is still buffered: the highest `seq` must stay, or a
+/// restart would number new readings under ids already forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_delivered_batch_is_deleted_while_one_before_it_is_still_buffered() {
+    let bootstrap = shared_broker();
+    let (_bridge, bridge_port) = started_bridge(bootstrap).await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentId::parse("edge-undeletable").unwrap();
+    let (buffer, _thread) = Buffer::start(buffer_config(&dir, &agent)).unwrap();
+    let first = buffer
+        .append(incoming("undeletable-1", 1..=5))
+        .await
+        .unwrap();
+    buffer
+        .append(incoming("undeletable-1", 6..=20))
+        .await
+        .unwrap();
+    let db = Connection::open(dir.path().join("buffer.db")).unwrap();
+    let (oldest, newest): (u64, u64) = db
+        .query_row("SELECT min(seq), max(seq) FROM readings", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((first.len() as u64, newest - oldest), (5, 19));
+    db.execute_batch(&format!(
+        "CREATE TRIGGER undeletable BEFORE DELETE ON readings WHEN OLD.seq < {} \
+         BEGIN SELECT RAISE(ABORT, 'injected: the disk refuses'); END;",
+        oldest + 5
+    ))
+    .unwrap();
+
+    // Batches of 5; waits between tries to delete are at most max_backoff (500 ms), so the
+    // first batch's deletion gives up after about 4 s.
+    let shutdown = CancellationToken::new();
+    let running =
+        tokio::spawn(forwarder(buffer.clone(), agent, bridge_port, 5).run(shutdown.clone()));
+    let client = reqwest::Client::new();
+    let produced = "emberline_bridge_records_total";
+    let gave_up = tokio::time::Instant::now() + Duration::from_secs(8);
+    while tokio::time::Instant::now() < gave_up {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let highest: u64 = db
+            .query_row("SELECT max(seq) FROM readings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            highest, newest,
+            "a later batch was deleted before the first"
+        );
+    }
+    // The second batch went out while the first could not be deleted; once the forwarder gave
+    // up on that deletion it sent the first again (the bridge recognised the repeat).
+    let sent = bridge_count(&client, bridge_port, produced).await.unwrap();
+    let repeated = "emberline_bridge_batches_repeated_total";
+    let repeats = bridge_count(&client, bridge_port, repeated).await.unwrap();
+    assert!(
+        sent >= 10 && repeats >= 1,
+        "{sent} produced, {repeats} repeats"
+    );
+
+    db.execute_batch("DROP TRIGGER undeletable").unwrap();
+    drained(&buffer, shutdown, running).await;
+}
+
+/// A reading the bridge refuses cannot be quarantined: the batch is sent again, but after a pause
+/// (`max_backoff`, 500 ms here), not at once in a loop against the bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_the_buffer_cannot_write_pauses_before_the_batch_goes_again() {
+    let bootstrap = shared_broker();
+    let (_bridge, bridge_port) = started_bridge(bootstrap).await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentId::parse("edge-no-quarantine").unwrap();
+    let store = Store::open(buffer_config(&dir, &agent)).unwrap();
+    let refused = store.next_seq();
+    drop(store);
+    let db = Connection::open(dir.path().join("buffer.db")).unwrap();
+    // JSON, so it goes out as it is, but no envelope: the bridge refuses it (400, line 1).
+    db.execute(
+        "INSERT INTO readings (seq, reading_id, received_at_ns, envelope) VALUES (?1, '', 0, ?2)",
+        rusqlite::params![refused, br#"{"v":1}"#.as_slice()],
+    )
+    .unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER no_quarantine BEFORE INSERT ON quarantine \
+         BEGIN SELECT RAISE(ABORT, 'injected: the disk refuses'); END;",
+    )
+    .unwrap();
+    let (buffer, _thread) = Buffer::start(buffer_config(&dir, &agent)).unwrap();
+
+    let shutdown = CancellationToken::new();
+    let running =
+        tokio::spawn(forwarder(buffer.clone(), agent, bridge_port, 5).run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let client = reqwest::Client::new();
+    let malformed = r#"emberline_bridge_rejections_total{reason="malformed"}"#;
+    let refusals = bridge_count(&client, bridge_port, malformed)
+        .await
+        .unwrap_or(0);
+    // One refusal per try and a pause of 500 ms after each: about 6 in 3 s. Without the pause,
+    // each try is one round trip to the bridge, hundreds in 3 s.
+    assert!((1..=12).contains(&refusals), "{refusals} refusals in 3 s");
+
+    db.execute_batch("DROP TRIGGER no_quarantine").unwrap();
+    drained(&buffer, shutdown, running).await;
+    let kept: u64 = db
+        .query_row(
+            "SELECT count(*) FROM quarantine WHERE seq = ?1",
+            [refused],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1, "set aside once the disk takes it");
+}
