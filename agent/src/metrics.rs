@@ -93,6 +93,11 @@ impl Metrics {
             buffer.commit_seconds.clone(),
         );
         registry.register(
+            "buffer_quarantined_readings",
+            "Acknowledged readings set aside in the buffer's quarantine table, not forwarded (docs/operations.md)",
+            buffer.quarantined.clone(),
+        );
+        registry.register(
             "rejected_bytes",
             "Bytes of invalid payloads kept in the rejected table (what EMBERLINE_REJECTED_MAX_BYTES caps)",
             buffer.rejected_bytes.clone(),

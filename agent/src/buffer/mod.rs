@@ -88,6 +88,10 @@ pub struct Gauges {
     /// Seconds each of those took, its fsync included: every device waiting on the group waits
     /// this long, so a slow disk shows here first.
     pub commit_seconds: Histogram,
+    /// Acknowledged readings set aside in the quarantine table: the bridge refused them or they
+    /// could not be read back. Kept, not forwarded, until an operator looks (no cap: dropping
+    /// them would lose readings that were acknowledged).
+    pub quarantined: Gauge,
     /// Bytes the rejected table holds (what `--rejected-max-bytes` caps).
     pub rejected_bytes: Gauge,
     /// Rejected payloads dropped, oldest first, to keep the rejected table under its cap.
@@ -102,6 +106,7 @@ impl Default for Gauges {
             commits: Counter::default(),
             // 0.1 ms to about 0.8 s.
             commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
+            quarantined: Gauge::default(),
             rejected_bytes: Gauge::default(),
             rejected_evicted: Counter::default(),
         }
@@ -252,6 +257,9 @@ fn set_gauges(gauges: &Gauges, store: &Store) {
     gauges
         .bytes
         .set(i64::try_from(store.bytes()).unwrap_or(i64::MAX));
+    gauges
+        .quarantined
+        .set(i64::try_from(store.quarantined_count()).unwrap_or(i64::MAX));
     gauges
         .rejected_bytes
         .set(i64::try_from(store.rejected_bytes()).unwrap_or(i64::MAX));

@@ -33,6 +33,12 @@ fn quarantine_and_rejects_are_kept_and_counted() {
         store.quarantined().unwrap(),
         [(n, b"{\"kept\":1}".to_vec(), "bridge said 400".to_owned())]
     );
+    // A reading no longer buffered is not set aside (nor counted) again.
+    store.quarantine(&[(n, b"{}".to_vec())], "again", now).unwrap();
+    assert_eq!(store.quarantined_count(), 1);
+    drop(store);
+    let store = Store::open(config(&dir, u64::MAX)).unwrap();
+    assert_eq!(store.quarantined_count(), 1, "counted again at a start");
 }
 
 #[test]

@@ -29,6 +29,8 @@ use super::record::{Incoming, Prepared, Stored};
 use super::schema::{is_damage, open_checked, quick_check, set_aside};
 use time::OffsetDateTime;
 
+mod inspect;
+
 /// How hard each commit insists on reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
@@ -127,6 +129,8 @@ pub struct Store {
     bytes: u64,
     /// Bytes of `rejected` rows, as [`REJECTED_ROW_BYTES`] counts them.
     rejected_bytes: u64,
+    /// Rows of `quarantine`: acknowledged readings set aside, waiting on an operator.
+    quarantined: u64,
 }
 
 impl Store {
@@ -173,10 +177,13 @@ impl Store {
                 |row| row.get(0),
             )
             .optional()?;
-        let rejected_bytes: u64 = conn.query_row(
-            &format!("SELECT COALESCE(SUM({REJECTED_ROW_BYTES}), 0) FROM rejected"),
+        let (rejected_bytes, quarantined): (u64, u64) = conn.query_row(
+            &format!(
+                "SELECT (SELECT COALESCE(SUM({REJECTED_ROW_BYTES}), 0) FROM rejected),
+                        (SELECT COUNT(*) FROM quarantine)"
+            ),
             [],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
         Ok(Self {
             checkpointer: None,
@@ -190,6 +197,7 @@ impl Store {
             depth,
             bytes,
             rejected_bytes,
+            quarantined,
         })
     }
 
@@ -347,7 +355,7 @@ impl Store {
         quarantine: Option<(&str, i64)>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        let (mut depth, mut bytes) = (self.depth, self.bytes);
+        let (mut depth, mut bytes, mut quarantined) = (self.depth, self.bytes, self.quarantined);
         {
             let mut delete = tx
                 .prepare_cached("DELETE FROM readings WHERE seq = ?1 RETURNING length(envelope)")?;
@@ -357,7 +365,7 @@ impl Store {
             )?;
             for (seq, kept) in readings {
                 if let (Some((reason, nanos)), Some(kept)) = (quarantine, kept) {
-                    keep.execute(params![seq, reason, nanos, kept])?;
+                    quarantined += keep.execute(params![seq, reason, nanos, kept])? as u64;
                 }
                 if let Some(size) = delete
                     .query_row([seq], |row| row.get::<_, u64>(0))
@@ -369,7 +377,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        (self.depth, self.bytes) = (depth, bytes);
+        (self.depth, self.bytes, self.quarantined) = (depth, bytes, quarantined);
         Ok(())
     }
 
@@ -418,60 +426,14 @@ impl Store {
         Ok(evicted)
     }
 
+    /// Readings the `quarantine` table holds.
+    pub fn quarantined_count(&self) -> u64 {
+        self.quarantined
+    }
+
     /// Bytes the `rejected` table holds, as its cap counts them.
     pub fn rejected_bytes(&self) -> u64 {
         self.rejected_bytes
-    }
-
-    pub fn stats(&self) -> Result<Stats, StoreError> {
-        let oldest_ns: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT received_at_ns FROM readings ORDER BY seq LIMIT 1",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let count = |table: &str| -> Result<u64, rusqlite::Error> {
-            self.conn
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-                    row.get(0)
-                })
-        };
-        Ok(Stats {
-            depth: self.depth,
-            bytes: self.bytes,
-            oldest_received_at: oldest_ns
-                .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).ok()),
-            quarantined: count("quarantine")?,
-            rejected: count("rejected")?,
-        })
-    }
-
-    /// Every quarantined reading in order: its seq, the bytes kept and the reason.
-    pub fn quarantined(&self) -> Result<Vec<(u64, Vec<u8>, String)>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT seq, envelope, reason FROM quarantine ORDER BY seq")?;
-        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Every buffered reading in order, for `emberline-agent buffer export`.
-    pub fn export(
-        &self,
-        mut sink: impl FnMut(&Stored) -> std::io::Result<()>,
-    ) -> Result<u64, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT seq, received_at_ns, envelope FROM readings ORDER BY seq")?;
-        let mut rows = statement.query([])?;
-        let mut n = 0;
-        while let Some(row) = rows.next()? {
-            sink(&stored(row)?).map_err(StoreError::Export)?;
-            n += 1;
-        }
-        Ok(n)
     }
 
     pub fn depth(&self) -> u64 {

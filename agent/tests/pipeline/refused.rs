@@ -52,6 +52,7 @@ async fn a_refused_reading_is_quarantined_alone_and_its_batch_goes_through() {
     .await;
     shutdown.cancel();
     running.await.unwrap();
+    assert_eq!(buffer.gauges().quarantined.get(), 1, "the quarantine gauge");
 
     let client = reqwest::Client::new();
     let produced = bridge_count(&client, bridge_port, "emberline_bridge_records_total").await;
