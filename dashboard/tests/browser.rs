@@ -123,6 +123,7 @@ async fn the_map_shows_the_pipeline_live_safely_and_after_a_restart() {
     .await;
     assert_eq!(checked["markers"], 5, "{checked}");
     assert!(screenshot.exists());
+    scenario("alerts", &first.url(), json!({})).await;
 
     // A new high reading through raw-data → detector → anomaly-data → the open page.
     let args = json!({"name": "live-high", "intensity": "high", "withinMs": 2000});

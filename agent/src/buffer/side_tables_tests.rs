@@ -34,7 +34,9 @@ fn quarantine_and_rejects_are_kept_and_counted() {
         [(n, b"{\"kept\":1}".to_vec(), "bridge said 400".to_owned())]
     );
     // A reading no longer buffered is not set aside (nor counted) again.
-    store.quarantine(&[(n, b"{}".to_vec())], "again", now).unwrap();
+    store
+        .quarantine(&[(n, b"{}".to_vec())], "again", now)
+        .unwrap();
     assert_eq!(store.quarantined_count(), 1);
     drop(store);
     let store = Store::open(config(&dir, u64::MAX)).unwrap();

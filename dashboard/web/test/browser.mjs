@@ -7,6 +7,7 @@
 //   node browser.mjs live    <url> <args-json>   prints READY, waits for GO on stdin, then for
 //                                                the new sensor's marker (no reload)
 //   node browser.mjs sensors <url> [args-json]   prints the sensors the page shows
+//   node browser.mjs alerts  <url>               the alerts list's merge of snapshot and live
 //
 // Prints `RESULT <json>` and exits 0, or prints the failure and exits 1. Console errors, page
 // errors and dialogs (an `alert(1)` that ran) fail every scenario.
@@ -162,7 +163,36 @@ async function sensorsScenario(page) {
   return { names, total };
 }
 
-const SCENARIOS = { check: checkScenario, live: liveScenario, sensors: sensorsScenario };
+/** The page's own alerts list on elements of its own: a live alert that PostgreSQL did not hold
+ * yet when a snapshot was read stays after that snapshot; lists merge newest first, at most
+ * `max`, each alert once. */
+async function alertsScenario(page) {
+  const shown = await page.evaluate(async () => {
+    const { Alerts } = await import('/static/panels.js');
+    const [list, empty] = [document.createElement('ul'), document.createElement('p')];
+    const alerts = new Alerts(list, empty, () => {}, 3);
+    const alert = (id, minute) => ({ reading_id: id, source_name: id, confidence_score: 0.9,
+      observed_at: `2025-05-24T18:0${minute}:00Z` });
+    const names = () => [...list.querySelectorAll('.alert-name')].map((n) => n.textContent);
+    const steps = [];
+    alerts.add(alert('live', 5));
+    alerts.replace([alert('old-1', 1), alert('old-2', 2)]);
+    steps.push(names());
+    alerts.replace([alert('old-1', 1), alert('old-3', 3), alert('live', 5), alert('old-2', 2)]);
+    steps.push(names());
+    alerts.add(alert('live', 5));
+    steps.push(names());
+    return { steps, emptyHidden: empty.hidden };
+  });
+  const [merged, capped, again] = shown.steps.map((names) => names.join(','));
+  check(merged === 'live,old-2,old-1', `a snapshot dropped the live alert: ${merged}`);
+  check(capped === 'live,old-3,old-2', `not the newest three: ${capped}`);
+  check(again === capped, `a repeated alert changed the list: ${again}`);
+  check(shown.emptyHidden, 'the "no alerts" line shows beside alerts');
+  return shown;
+}
+
+const SCENARIOS = { check: checkScenario, live: liveScenario, sensors: sensorsScenario, alerts: alertsScenario };
 
 async function main() {
   check(SCENARIOS[scenario], `unknown scenario ${scenario}`);
