@@ -160,6 +160,9 @@ pub struct Envelope {
     /// Always [`ENVELOPE_VERSION`] when written by this build.
     pub v: u32,
     pub reading_id: ReadingId,
+    /// The agent that forwarded the reading to the bridge, whose token the bridge checked: the
+    /// one that received it, unless that agent was given a new id while the reading was still
+    /// buffered (the reading id then keeps the id it was received under).
     pub agent_id: AgentId,
     /// The agent's clock when the reading was committed to its buffer.
     #[serde(with = "time::serde::rfc3339")]

@@ -130,6 +130,15 @@ impl Stored {
         serde_json::to_vec(&envelope).map_err(|_| CompactError::new("reading cannot be written"))
     }
 
+    /// The id of the agent that received the reading, for a compact record.
+    pub fn received_by(&self) -> Option<&str> {
+        let (&COMPACT, rest) = self.record.split_first()? else {
+            return None;
+        };
+        let (&len, rest) = rest.get(1..)?.split_first()?;
+        std::str::from_utf8(rest.get(..usize::from(len))?).ok()
+    }
+
     /// The bytes as stored: kept in quarantine when no envelope can be made of them.
     pub fn record(&self) -> &[u8] {
         &self.record
@@ -147,11 +156,14 @@ fn legacy_envelope(record: &[u8], forwarder: Option<&AgentId>) -> Result<Vec<u8>
             Err(_) => Err(not_json()),
         };
     };
-    let mut envelope: serde_json::Map<String, serde_json::Value> =
+    // Every other value byte for byte (extra fields with numbers past 64 bits included).
+    type Raw = Box<serde_json::value::RawValue>;
+    let mut envelope: std::collections::BTreeMap<String, Raw> =
         serde_json::from_slice(record).map_err(|_| not_json())?;
+    let named = serde_json::value::to_raw_value(forwarder.as_str()).map_err(|_| not_json())?;
     match envelope.get_mut("agent_id") {
-        Some(agent) if agent.as_str() != Some(forwarder.as_str()) => {
-            *agent = forwarder.as_str().into();
+        Some(agent) if agent.get() != named.get() => {
+            *agent = named;
             serde_json::to_vec(&envelope).map_err(|_| not_json())
         }
         _ => Ok(record.to_vec()),

@@ -83,3 +83,43 @@ fn the_rejected_table_is_a_ring_under_its_cap_across_restarts() {
     assert_eq!((stats.rejected, stats.depth), (1, 1), "readings untouched");
     assert_eq!(store.peek(10, usize::MAX).unwrap()[0].seq, n);
 }
+
+/// The newest reading set aside while older ones wait, then a restart: numbering goes on above
+/// it. Before, its `seq` (and its reading id) was given again, and setting the new reading aside
+/// replaced the first one in the quarantine.
+#[test]
+fn a_restart_never_numbers_a_reading_under_a_quarantined_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    let n = store.next_seq();
+    let three = vec![incoming("a"), incoming("b"), incoming("c")];
+    store.append(&[three]).unwrap();
+    let now = datetime!(2025-05-24 18:05 UTC);
+    store
+        .quarantine(&[(n + 2, b"first".to_vec())], "damaged", now)
+        .unwrap();
+    drop(store);
+    let mut store = Store::open(config(&dir, u64::MAX)).unwrap();
+    assert_eq!(store.next_seq(), n + 3);
+    store.append(&[vec![incoming("d")]]).unwrap();
+    store
+        .quarantine(&[(n + 3, b"second".to_vec())], "damaged", now)
+        .unwrap();
+    let kept: Vec<_> = store
+        .quarantined()
+        .unwrap()
+        .into_iter()
+        .map(|(seq, bytes, _)| (seq, bytes))
+        .collect();
+    assert_eq!(
+        kept,
+        [(n + 2, b"first".to_vec()), (n + 3, b"second".to_vec())]
+    );
+    assert_eq!(
+        (
+            store.quarantined_count(),
+            store.stats().unwrap().quarantined
+        ),
+        (2, 2)
+    );
+}

@@ -166,12 +166,14 @@ impl Store {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        // The highest `seq` given while the buffer holds readings: the last one, or what an
+        // The highest `seq` given while the buffer holds readings: the last one, one set aside
+        // after it (the newest reading can be quarantined while older ones wait), or what an
         // earlier agent's AUTOINCREMENT had reached when its table was migrated (`schema.rs`).
-        // An empty buffer numbers from a fresh random point, far above either.
+        // An empty buffer numbers from a fresh random point, far above all of them.
         let last: Option<u64> = conn
             .query_row(
-                "SELECT MAX(seq, COALESCE((SELECT MAX(floor) FROM numbering), 0))
+                "SELECT MAX(seq, COALESCE((SELECT MAX(floor) FROM numbering), 0),
+                                 COALESCE((SELECT MAX(seq) FROM quarantine), 0))
              FROM (SELECT MAX(seq) AS seq FROM readings) WHERE seq IS NOT NULL",
                 [],
                 |row| row.get(0),
@@ -365,7 +367,7 @@ impl Store {
             )?;
             for (seq, kept) in readings {
                 if let (Some((reason, nanos)), Some(kept)) = (quarantine, kept) {
-                    quarantined += keep.execute(params![seq, reason, nanos, kept])? as u64;
+                    keep.execute(params![seq, reason, nanos, kept])?;
                 }
                 if let Some(size) = delete
                     .query_row([seq], |row| row.get::<_, u64>(0))
@@ -375,6 +377,10 @@ impl Store {
                     bytes -= size;
                 }
             }
+        }
+        if quarantine.is_some() {
+            // Counted, not added up: rare, and exact whatever the insert did.
+            quarantined = tx.query_row("SELECT COUNT(*) FROM quarantine", [], |row| row.get(0))?;
         }
         tx.commit()?;
         (self.depth, self.bytes, self.quarantined) = (depth, bytes, quarantined);

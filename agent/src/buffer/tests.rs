@@ -423,7 +423,7 @@ fn envelopes_stored_by_an_older_agent_go_out_as_they_are() {
 }
 
 /// Before the compact form, a row held the envelope's JSON and its id.
-const LEGACY: &[u8] = br#"{"reading_id":"a:edge-0:7","v":1,"agent_id":"edge-0","received_at":"2025-05-24T18:03:12Z","protocol":"http","reading":{"timestamp":"2025-05-24T18:03:11Z","latitude":1.0,"longitude":2.0,"temperature":20.0,"humidity":50.0,"wind_speed":3.0,"wind_direction":90.0,"vegetation_density":0.3,"air_quality_index":20.0,"source_name":"old"}}"#;
+const LEGACY: &[u8] = br#"{"reading_id":"a:edge-0:7","v":1,"agent_id":"edge-0","received_at":"2025-05-24T18:03:12Z","protocol":"http","reading":{"timestamp":"2025-05-24T18:03:11Z","latitude":1.0,"longitude":2.0,"temperature":20.0,"humidity":50.0,"wind_speed":3.0,"wind_direction":90.0,"vegetation_density":0.3,"air_quality_index":20.0,"source_name":"old","big":123456789012345678901234567890}}"#;
 
 /// An older agent's row ([`LEGACY`], received as `edge-0`), then a reading `store` numbers.
 fn legacy_then_new(dir: &tempfile::TempDir, store: &mut Store) -> Vec<Stored> {
@@ -463,6 +463,15 @@ fn readings_received_under_an_earlier_agent_id_go_out_under_the_current_one() {
         assert_eq!(sent.reading, before.reading);
         assert_eq!(sent.received_at, before.received_at);
     }
+    let relabelled = String::from_utf8(stored[0].envelope_for(&renamed).unwrap()).unwrap();
+    assert!(
+        relabelled.contains(":123456789012345678901234567890}"),
+        "{relabelled}"
+    );
+    assert_eq!(
+        (stored[0].received_by(), stored[1].received_by()),
+        (None, Some("edge-1"))
+    );
     // Under the id they were received with, both go out byte for byte as made at ingest.
     let (edge0, edge1) = (
         AgentId::parse("edge-0").unwrap(),

@@ -196,11 +196,8 @@ impl Forwarder {
                     let seqs = current.readings.iter().map(|s| s.seq).collect();
                     let buffer = self.buffer.clone();
                     let (stop, max_backoff) = (shutdown.clone(), self.config.max_backoff);
-                    removing = Some(tokio::spawn(remove_delivered(
-                        (buffer, seqs),
-                        stop,
-                        max_backoff,
-                    )));
+                    let removal = remove_delivered(buffer, seqs, stop, max_backoff);
+                    removing = Some(tokio::spawn(removal));
                 }
                 Sent::Narrow(first) => limit = first,
                 Sent::Done => limit = self.config.max_batch_readings,
@@ -395,7 +392,8 @@ impl Forwarder {
 /// most 5 s (or `max_backoff`) between tries; `false` when it is left in the buffer (to be sent
 /// again: duplicates, which PostgreSQL drops).
 async fn remove_delivered(
-    (buffer, seqs): (Buffer, Vec<u64>),
+    buffer: Buffer,
+    seqs: Vec<u64>,
     shutdown: CancellationToken,
     max_backoff: Duration,
 ) -> bool {

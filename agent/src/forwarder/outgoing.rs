@@ -1,11 +1,15 @@
 //! A batch's request body: the envelopes of stored readings as NDJSON, gzip-compressed.
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use emberline_core::AgentId;
 use emberline_core::batch;
 
 use crate::buffer::Stored;
+
+/// Whether the warning about readings received under an earlier agent id was logged (once).
+static RENAMED_TOLD: AtomicBool = AtomicBool::new(false);
 
 /// A batch read from the buffer, with its request body (or why it could not be made).
 #[derive(Debug)]
@@ -33,6 +37,16 @@ pub(super) fn make_batch(
 ) -> (Outgoing, Damaged) {
     let (mut envelopes, mut readings, mut damaged) = (Vec::new(), Vec::new(), None);
     let mut size = 0;
+    let renamed = stored
+        .iter()
+        .filter(|s| s.received_by().is_some_and(|by| by != agent.as_str()))
+        .count();
+    if renamed > 0 && !RENAMED_TOLD.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            readings = renamed,
+            "forwarding readings received under an earlier agent id as this agent; their reading ids keep the earlier id"
+        );
+    }
     for reading in stored {
         match reading.envelope_for(agent) {
             Ok(envelope) => {

@@ -75,27 +75,38 @@ async fn no_delivered_batch_is_deleted_while_one_before_it_is_still_buffered() {
     let running =
         tokio::spawn(forwarder(buffer.clone(), agent, bridge_port, 5).run(shutdown.clone()));
     let client = reqwest::Client::new();
-    let produced = "emberline_bridge_records_total";
-    let gave_up = tokio::time::Instant::now() + Duration::from_secs(8);
-    while tokio::time::Instant::now() < gave_up {
+    let highest = || -> u64 {
+        db.query_row("SELECT max(seq) FROM readings", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Until the forwarder has given up on that deletion and sent the first batch again (the
+    // bridge recognises the repeat); the highest `seq` must stay all along, and after.
+    let repeated = "emberline_bridge_batches_repeated_total";
+    let gave_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let highest: u64 = db
-            .query_row("SELECT max(seq) FROM readings", [], |r| r.get(0))
-            .unwrap();
         assert_eq!(
-            highest, newest,
+            highest(),
+            newest,
             "a later batch was deleted before the first"
         );
+        let repeats = bridge_count(&client, bridge_port, repeated).await;
+        if repeats.is_some_and(|n| n >= 1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < gave_up,
+            "no batch sent again in 60 s"
+        );
     }
-    // The second batch went out while the first could not be deleted; once the forwarder gave
-    // up on that deletion it sent the first again (the bridge recognised the repeat).
-    let sent = bridge_count(&client, bridge_port, produced).await.unwrap();
-    let repeated = "emberline_bridge_batches_repeated_total";
-    let repeats = bridge_count(&client, bridge_port, repeated).await.unwrap();
-    assert!(
-        sent >= 10 && repeats >= 1,
-        "{sent} produced, {repeats} repeats"
+    assert_eq!(
+        highest(),
+        newest,
+        "a later batch was deleted before the first"
     );
+    let produced = "emberline_bridge_records_total";
+    let sent = bridge_count(&client, bridge_port, produced).await.unwrap();
+    assert!(sent >= 10, "the second batch went out too: {sent} produced");
 
     db.execute_batch("DROP TRIGGER undeletable").unwrap();
     drained(&buffer, shutdown, running).await;
