@@ -16,19 +16,16 @@ impl Store {
                 |row| row.get(0),
             )
             .optional()?;
-        let count = |table: &str| -> Result<u64, rusqlite::Error> {
-            self.conn
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-                    row.get(0)
-                })
-        };
+        let rejected = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM rejected", [], |row| row.get(0))?;
         Ok(Stats {
             depth: self.depth,
             bytes: self.bytes,
             oldest_received_at: oldest_ns
                 .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).ok()),
             quarantined: self.quarantined,
-            rejected: count("rejected")?,
+            rejected,
         })
     }
 
