@@ -5,20 +5,11 @@ use std::time::Duration;
 
 use emberline_agent::buffer::{Buffer, Store};
 use emberline_core::AgentId;
-use emberline_testkit::{free_port, shared_broker, wait_until};
+use emberline_testkit::{shared_broker, wait_until};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
-
-/// A bridge on its own topics, up and answering.
-async fn started_bridge(bootstrap: &str) -> (Proc, u16) {
-    let topics = topics(bootstrap).await;
-    let port = free_port().unwrap();
-    let bridge = bridge(bootstrap, &topics, port);
-    wait_healthy(port, "bridge").await;
-    (bridge, port)
-}
 
 /// Waits until the forwarder has emptied `buffer`, then stops it.
 async fn drained(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use emberline_agent::buffer::{Buffer, Store};
 use emberline_core::AgentId;
-use emberline_testkit::{free_port, shared_broker, wait_until};
+use emberline_testkit::{shared_broker, wait_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
@@ -18,11 +18,7 @@ const REFUSED: &[u8] = br#"{"v":1,"reading_id":3}"#;
 /// (quarantined), then the rest. Before, the whole batch of 25 was quarantined with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reading_is_quarantined_alone_and_its_batch_goes_through() {
-    let bootstrap = shared_broker();
-    let topics = topics(bootstrap).await;
-    let bridge_port = free_port().unwrap();
-    let _bridge = bridge(bootstrap, &topics, bridge_port);
-    wait_healthy(bridge_port, "bridge").await;
+    let (_bridge, bridge_port) = started_bridge(shared_broker()).await;
 
     let dir = tempfile::tempdir().unwrap();
     let agent = AgentId::parse("edge-refused").unwrap();

@@ -74,6 +74,15 @@ pub fn bridge(bootstrap: &str, topics: &Topics, port: u16) -> Proc {
     spawn(&mut bridge_command(bootstrap, topics, port))
 }
 
+/// A bridge on its own topics, up and answering.
+pub async fn started_bridge(bootstrap: &str) -> (Proc, u16) {
+    let topics = topics(bootstrap).await;
+    let port = free_port().unwrap();
+    let bridge = bridge(bootstrap, &topics, port);
+    wait_healthy(port, "bridge").await;
+    (bridge, port)
+}
+
 /// The bridge's command line, for a test to add to.
 pub fn bridge_command(bootstrap: &str, topics: &Topics, port: u16) -> Command {
     let mut command = Command::new(binary("emberline-bridge"));
