@@ -5,28 +5,10 @@ use std::time::Duration;
 
 use emberline_agent::buffer::{Buffer, Store};
 use emberline_core::AgentId;
-use emberline_testkit::{shared_broker, wait_until};
+use emberline_testkit::shared_broker;
 use rusqlite::Connection;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
-
-/// Waits until the forwarder has emptied `buffer`, then stops it.
-async fn drained(
-    buffer: &Buffer,
-    shutdown: CancellationToken,
-    running: tokio::task::JoinHandle<()>,
-) {
-    wait_until(
-        "the forwarder to empty the buffer",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || async { (buffer.stats().await.ok()?.depth == 0).then_some(()) },
-    )
-    .await;
-    shutdown.cancel();
-    running.await.unwrap();
-}
 
 /// The first batch is delivered but cannot be deleted; the later ones are delivered too. None of
 /// them may be deleted while the first is still buffered: the highest `seq` must stay, or a
@@ -62,9 +44,7 @@ async fn no_delivered_batch_is_deleted_while_one_before_it_is_still_buffered() {
 
     // Batches of 5; waits between tries to delete are at most max_backoff (500 ms), so the
     // first batch's deletion gives up after about 4 s.
-    let shutdown = CancellationToken::new();
-    let running =
-        tokio::spawn(forwarder(buffer.clone(), agent, bridge_port, 5).run(shutdown.clone()));
+    let running = Running::start(forwarder(buffer.clone(), agent, bridge_port, 5));
     let client = reqwest::Client::new();
     let highest = || -> u64 {
         db.query_row("SELECT max(seq) FROM readings", [], |r| r.get(0))
@@ -100,7 +80,7 @@ async fn no_delivered_batch_is_deleted_while_one_before_it_is_still_buffered() {
     assert!(sent >= 10, "the second batch went out too: {sent} produced");
 
     db.execute_batch("DROP TRIGGER undeletable").unwrap();
-    drained(&buffer, shutdown, running).await;
+    running.drained(&buffer).await;
 }
 
 /// A reading the bridge refuses cannot be quarantined: the batch is sent again, but after a pause
@@ -128,9 +108,7 @@ async fn a_quarantine_the_buffer_cannot_write_pauses_before_the_batch_goes_again
     .unwrap();
     let (buffer, _thread) = Buffer::start(buffer_config(&dir, &agent)).unwrap();
 
-    let shutdown = CancellationToken::new();
-    let running =
-        tokio::spawn(forwarder(buffer.clone(), agent, bridge_port, 5).run(shutdown.clone()));
+    let running = Running::start(forwarder(buffer.clone(), agent, bridge_port, 5));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let client = reqwest::Client::new();
     let malformed = r#"emberline_bridge_rejections_total{reason="malformed"}"#;
@@ -142,7 +120,7 @@ async fn a_quarantine_the_buffer_cannot_write_pauses_before_the_batch_goes_again
     assert!((1..=12).contains(&refusals), "{refusals} refusals in 3 s");
 
     db.execute_batch("DROP TRIGGER no_quarantine").unwrap();
-    drained(&buffer, shutdown, running).await;
+    running.drained(&buffer).await;
     let kept: u64 = db
         .query_row(
             "SELECT count(*) FROM quarantine WHERE seq = ?1",

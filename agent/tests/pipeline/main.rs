@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use emberline_agent::buffer::Buffer;
 use emberline_core::{AgentId, Protocol};
-use emberline_testkit::{TestBroker, free_port, shared_broker, wait_until};
+use emberline_testkit::{TestBroker, shared_broker, wait_until};
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_and_mqtt_readings_reach_raw_data_in_order_with_their_keys() {
@@ -194,20 +193,13 @@ async fn the_agent_buffers_while_the_bridge_is_away_and_drains_when_it_returns()
 /// (found by the fault suite's network partition: +5,000 records per heal).
 #[tokio::test(flavor = "current_thread")]
 async fn a_backlog_of_one_batch_and_a_bit_goes_out_once() {
-    let bootstrap = shared_broker();
-    let topics = topics(bootstrap).await;
-    let bridge_port = free_port().unwrap();
-    let _bridge = bridge(bootstrap, &topics, bridge_port);
-    wait_healthy(bridge_port, "bridge").await;
-
+    let (_bridge, bridge_port) = started_bridge(shared_broker()).await;
     let dir = tempfile::tempdir().unwrap();
     let agent = AgentId::parse("edge-once").unwrap();
     let (buffer, _thread) = Buffer::start(buffer_config(&dir, &agent)).unwrap();
     buffer.append(incoming("once-1", 1..=30)).await.unwrap();
 
-    let forwarder = forwarder(buffer.clone(), agent, bridge_port, 25);
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(forwarder.run(shutdown.clone()));
+    let running = Running::start(forwarder(buffer.clone(), agent, bridge_port, 25));
 
     let client = reqwest::Client::new();
     // The bridge's own counts: records produced, and batches it recognised as sent before
@@ -231,8 +223,7 @@ async fn a_backlog_of_one_batch_and_a_bit_goes_out_once() {
         bridge_count("emberline_bridge_batches_repeated_total").await,
     );
     assert_eq!(sent_again, (Some(30), Some(0)), "a batch was sent twice");
-    shutdown.cancel();
-    running.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

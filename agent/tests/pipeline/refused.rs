@@ -1,11 +1,8 @@
 //! A reading the bridge refuses is set aside alone: the readings of its batch go through.
 
-use std::time::Duration;
-
 use emberline_agent::buffer::{Buffer, Store};
 use emberline_core::AgentId;
-use emberline_testkit::{shared_broker, wait_until};
-use tokio_util::sync::CancellationToken;
+use emberline_testkit::shared_broker;
 
 use crate::support::*;
 
@@ -36,18 +33,9 @@ async fn a_refused_reading_is_quarantined_alone_and_its_batch_goes_through() {
     let (buffer, _thread) = Buffer::start(buffer_config(&dir, &agent)).unwrap();
     buffer.append(incoming("refused-1", 11..=29)).await.unwrap();
 
-    let shutdown = CancellationToken::new();
-    let running =
-        tokio::spawn(forwarder(buffer.clone(), agent, bridge_port, 25).run(shutdown.clone()));
-    wait_until(
-        "the forwarder to empty the buffer",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || async { (buffer.stats().await.ok()?.depth == 0).then_some(()) },
-    )
-    .await;
-    shutdown.cancel();
-    running.await.unwrap();
+    Running::start(forwarder(buffer.clone(), agent, bridge_port, 25))
+        .drained(&buffer)
+        .await;
     assert_eq!(buffer.gauges().quarantined.get(), 1, "the quarantine gauge");
 
     let client = reqwest::Client::new();

@@ -2,17 +2,12 @@
 //! id, to a bridge that checks agent tokens, and they keep the reading ids they were given.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use emberline_agent::buffer::{Buffer, Incoming, Store};
-use emberline_agent::forwarder::Forwarder;
-use emberline_agent::http::BridgeStatus;
-use emberline_agent::metrics::Metrics;
 use emberline_core::{AgentId, Limits, Protocol, Reading};
-use emberline_testkit::{free_port, shared_broker, wait_until};
+use emberline_testkit::{free_port, shared_broker};
 use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
@@ -75,19 +70,9 @@ async fn readings_buffered_before_a_new_agent_id_are_forwarded_under_it() {
 
     let mut config = forwarder_config(renamed.clone(), bridge_port, 4);
     config.token = Some(SecretString::from("tok-renamed-0123456789abcdef"));
-    let status = Arc::new(BridgeStatus::default());
-    let forwarder = Forwarder::new(config, buffer.clone(), Metrics::default(), status).unwrap();
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(forwarder.run(shutdown.clone()));
-    wait_until(
-        "the forwarder to empty the buffer",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || async { (buffer.stats().await.ok()?.depth == 0).then_some(()) },
-    )
-    .await;
-    shutdown.cancel();
-    running.await.unwrap();
+    Running::start(forwarder_with(config, buffer.clone()))
+        .drained(&buffer)
+        .await;
 
     let records = read_until(bootstrap, &topics.raw, &expected, Duration::from_secs(30)).await;
     let ids: BTreeSet<String> = records

@@ -15,6 +15,7 @@ use emberline_core::{AgentId, Envelope, Limits, Protocol, Reading};
 use emberline_testkit::{create_topic, free_port, unique_name, wait_until};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message};
+use tokio_util::sync::CancellationToken;
 
 /// A child process killed when dropped.
 pub struct Proc {
@@ -309,9 +310,47 @@ pub fn forwarder(
     bridge_port: u16,
     max_batch_readings: usize,
 ) -> Forwarder {
-    let config = forwarder_config(agent, bridge_port, max_batch_readings);
+    forwarder_with(
+        forwarder_config(agent, bridge_port, max_batch_readings),
+        buffer,
+    )
+}
+
+/// A forwarder in the test's own process with `config` (a token, say).
+pub fn forwarder_with(config: ForwarderConfig, buffer: Buffer) -> Forwarder {
     let status = Arc::new(BridgeStatus::default());
     Forwarder::new(config, buffer, Metrics::default(), status).unwrap()
+}
+
+/// A forwarder running on a task of its own until it is stopped.
+pub struct Running {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn start(forwarder: Forwarder) -> Self {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(forwarder.run(shutdown.clone()));
+        Self { shutdown, task }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+    }
+
+    /// Waits (up to 60 s) until the forwarder has emptied `buffer`, then stops it.
+    pub async fn drained(self, buffer: &Buffer) {
+        wait_until(
+            "the forwarder to empty the buffer",
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || async { (buffer.stats().await.ok()?.depth == 0).then_some(()) },
+        )
+        .await;
+        self.stop().await;
+    }
 }
 
 /// What [`forwarder`] runs with: no token.
