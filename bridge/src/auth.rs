@@ -97,12 +97,7 @@ impl Tokens {
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|token| !token.is_empty())
+    emberline_core::tokens::bearer(headers.get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 #[cfg(test)]

@@ -26,6 +26,17 @@ pub fn parse_tokens(text: &str) -> Result<Vec<(&str, &str)>, usize> {
     Ok(pairs)
 }
 
+/// The credentials of an `Authorization` header's value when its scheme is `Bearer` (in any case,
+/// RFC 7235), trimmed; `None` for another scheme or none at all. The agent (device tokens) and
+/// the bridge (agent tokens) read it the same way.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
 /// The line up to a `#` that starts it or follows whitespace.
 fn without_comment(line: &str) -> &str {
     let mut previous = ' ';
@@ -41,6 +52,16 @@ fn without_comment(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_credentials() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("abc"), None);
+    }
 
     #[test]
     fn lines_comments_and_errors() {

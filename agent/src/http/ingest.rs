@@ -263,20 +263,14 @@ pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(bearer);
-    match token.and_then(|token| tokens.device_for_token(token.trim())) {
+        .and_then(emberline_core::tokens::bearer);
+    match token.and_then(|token| tokens.device_for_token(token)) {
         Some(_) => Ok(()),
         None => {
             state.metrics.reading("http", "unauthorized", 1);
             Err(ApiError::Unauthorized)
         }
     }
-}
-
-/// The credentials of an `Authorization: Bearer …` header (the scheme in any case, RFC 7235).
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// The request's media type, one of those ingest takes or `None`: read from the headers where
