@@ -4,7 +4,7 @@
 
 use rdkafka::message::{Message as _, OwnedMessage};
 
-use super::producer::OutRecord;
+use super::producer::{HEADER_OVERHEAD, OutRecord};
 
 /// Header names on every dead-letter record.
 pub mod headers {
@@ -75,7 +75,7 @@ impl DeadLetter {
         if over > 0 {
             let length = record.payload.len();
             let truncated = (length.to_string().into_bytes(), headers::TRUNCATED_FROM);
-            let room = over + truncated.0.len() + truncated.1.len() + 10;
+            let room = over + truncated.0.len() + truncated.1.len() + HEADER_OVERHEAD;
             record.payload.truncate(length.saturating_sub(room));
             record.headers.push((truncated.1, truncated.0));
             // A long error message (a database's, say) may still not leave room: cut it too.

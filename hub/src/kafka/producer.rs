@@ -33,6 +33,9 @@ pub struct OutRecord {
     pub headers: Vec<(&'static str, Vec<u8>)>,
 }
 
+/// What each header adds besides its name and value: room for their length prefixes.
+pub const HEADER_OVERHEAD: usize = 10;
+
 impl OutRecord {
     /// What librdkafka counts against `message.max.bytes`: payload, key, headers (each
     /// header's name and value, with room for their length prefixes) and the record's framing.
@@ -40,7 +43,7 @@ impl OutRecord {
         let headers: usize = self
             .headers
             .iter()
-            .map(|(name, value)| name.len() + value.len() + 10)
+            .map(|(name, value)| name.len() + value.len() + HEADER_OVERHEAD)
             .sum();
         let key = self.key.as_ref().map_or(0, Vec::len);
         self.payload.len() + key + headers + emberline_service::kafka::RECORD_OVERHEAD
