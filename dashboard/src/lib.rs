@@ -36,9 +36,8 @@ pub mod live;
 pub mod metrics;
 pub mod query;
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use emberline_listen::Acceptor;
 use emberline_listen::http::HttpOptions;

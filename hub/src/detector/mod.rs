@@ -69,7 +69,8 @@ pub struct DetectConfig {
     /// or on SIGHUP.
     #[arg(long, env = "EMBERLINE_DETECT_RULES")]
     pub rules: Option<PathBuf>,
-    /// How often the rules file is checked for changes.
+    /// How often the rules file is checked for changes; a change is applied once two checks in a
+    /// row read the same text (SIGHUP applies it at once).
     #[arg(long, env = "EMBERLINE_DETECT_RULES_POLL", default_value = "2s", value_parser = parse_duration)]
     pub rules_poll: Duration,
 }
