@@ -23,6 +23,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// How the process ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -164,15 +169,53 @@ impl Pipeline {
         wait_healthy(self.bridge_port, "bridge").await;
     }
 
+    /// Starts the agent and waits until it answers. A port picked free a moment before can be
+    /// taken by another test's connection before the agent binds it, and the agent then exits at
+    /// once: it is started again on other ports (twice at most), saying so.
     pub async fn start_agent(&mut self) {
-        self.agent = Some(agent(self.dir.path(), &self.ports, self.bridge_port));
-        wait_healthy(self.ports.http, "agent").await;
+        for attempt in 1..=3 {
+            let mut started = agent(self.dir.path(), &self.ports, self.bridge_port);
+            match answers_or_exits(&mut started, self.ports.http).await {
+                None => {
+                    self.agent = Some(started);
+                    return;
+                }
+                Some(status) => eprintln!(
+                    "the agent exited before it answered ({status}, attempt {attempt}); \
+                     starting it on other ports"
+                ),
+            }
+            self.ports = agent_ports();
+        }
+        panic!("the agent exited three times before it answered (TEST_LOG=1 shows why)");
     }
 
     pub fn kill9_agent(&mut self) {
         if let Some(agent) = self.agent.as_mut() {
             agent.kill9();
         }
+    }
+}
+
+/// `None` once `process` answers `/healthz` on `port`, or how it ended if it exits first;
+/// panics after 30 s.
+async fn answers_or_exits(process: &mut Proc, port: u16) -> Option<std::process::ExitStatus> {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = process.exited() {
+            return Some(status);
+        }
+        let answer = client.get(&url).send().await;
+        if answer.is_ok_and(|r| r.status().is_success()) {
+            return None;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out after 30s waiting for the agent on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
